@@ -84,6 +84,7 @@ pub mod refresh;
 pub mod role;
 pub mod session;
 pub mod token;
+pub mod vault;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, TokenRejection};
@@ -102,3 +103,4 @@ pub use refresh::{RefreshToken, TokenDigest};
 pub use role::{Role, RoleGrant};
 pub use session::{RefreshRecord, RevokeReason, Session, SessionFilter, SessionStore};
 pub use token::{AccessClaims, AccessToken, Actor, TokenConfig, TokenIssuer};
+pub use vault::{MemoryVault, Vault};
