@@ -1,0 +1,134 @@
+//! JSON errors with stable codes; the one place where errors become statuses.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use partner_auth_core::Error;
+use serde_json::json;
+
+/// An error as the HTTP API reports it: `{"error": "snake_code", "message": "..."}`.
+///
+/// The message is fixed text chosen here or in the core; it never holds a
+/// token, a secret or a raw upstream response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The stable machine-readable code.
+    pub code: &'static str,
+    /// Words for people.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with a status, a stable code and a message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 with a code of the caller's choosing.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 401 `unauthenticated`: no credential, or one that did not verify.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+    }
+
+    /// 403 `forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 404 `not_found`, deliberately saying nothing about why.
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    }
+
+    /// 413 `payload_too_large`.
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "request body exceeds the limit",
+        )
+    }
+
+    /// 415 `unsupported_media_type`.
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected Content-Type: application/json",
+        )
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        use StatusCode as S;
+        let (status, code) = match &error {
+            Error::InvalidId { .. } => (S::BAD_REQUEST, "invalid_id"),
+            Error::UnknownRole { .. } => (S::BAD_REQUEST, "unknown_role"),
+            Error::UnknownUser => (S::NOT_FOUND, "unknown_user"),
+            Error::UserDisabled => (S::FORBIDDEN, "user_disabled"),
+            Error::InvalidToken(_) => (S::UNAUTHORIZED, "invalid_token"),
+            Error::UnknownRefreshToken => (S::UNAUTHORIZED, "invalid_refresh_token"),
+            Error::RefreshTokenReused => (S::UNAUTHORIZED, "refresh_token_reused"),
+            Error::SessionRevoked => (S::UNAUTHORIZED, "session_revoked"),
+            Error::SessionExpired => (S::UNAUTHORIZED, "session_expired"),
+            Error::SessionNotFound => (S::NOT_FOUND, "not_found"),
+            Error::Conflict { .. } => (S::CONFLICT, "conflict"),
+            Error::Forbidden { .. } => (S::FORBIDDEN, "forbidden"),
+            Error::Store(_) => (S::SERVICE_UNAVAILABLE, "store_unavailable"),
+            _ => (S::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        if status.is_server_error() {
+            // The cause may name files or backends; it goes to the log, not the client.
+            tracing::error!(error = %error, source = ?std::error::Error::source(&error), "request failed");
+            let message = if code == "store_unavailable" {
+                "the session store is unavailable"
+            } else {
+                "internal error"
+            };
+            return Self::new(status, code, message);
+        }
+        Self::new(status, code, error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({ "error": self.code, "message": self.message }));
+        let mut response = (self.status, body).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+        }
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+/// JSON 404 for unknown routes.
+pub async fn not_found_fallback() -> ApiError {
+    ApiError::not_found()
+}
+
+/// JSON 405 for a known route with the wrong method.
+pub async fn method_not_allowed_fallback() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}

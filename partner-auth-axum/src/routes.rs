@@ -1,0 +1,344 @@
+//! The session routes: mock login, refresh, logout, the caller's session
+//! and sessions, administration of other users' sessions, JWKS and health.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use partner_auth_core::{
+    Entitlement, Error, LoginProof, PartnerId, RefreshToken, Role, SessionId, UserId,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::body::{JsonBody, OptionalJson};
+use crate::cookies::{REFRESH_COOKIE, clear_session_cookies, read_cookie, set_session_cookies};
+use crate::extract::{Caller, bearer_token};
+use crate::views::{issued_json, session_json};
+use crate::{ApiError, AuthState};
+
+/// Longest user id or e-mail accepted by the mock login.
+const MAX_LOGIN_NAME: usize = 254;
+
+/// Where the refresh token goes in a login or refresh response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Only in the HttpOnly cookie (browsers).
+    #[default]
+    Cookie,
+    /// In the response body, and no cookies are set (other clients).
+    Body,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MockLoginRequest {
+    user: String,
+    #[serde(default)]
+    remember_me: bool,
+    #[serde(default)]
+    delivery: Delivery,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    delivery: Delivery,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminSessionsQuery {
+    partner: Option<String>,
+    user: Option<String>,
+}
+
+/// The session routes, with `state` applied.
+pub fn router(state: AuthState) -> Router {
+    Router::new()
+        .route("/api/login/mock", post(mock_login))
+        .route("/api/token/refresh", post(refresh))
+        .route("/api/logout", post(logout))
+        .route("/api/session", get(current_session))
+        .route("/api/sessions", get(own_sessions))
+        .route("/api/sessions/{id}", delete(revoke_own_session))
+        .route("/api/admin/sessions", get(admin_sessions))
+        .route("/api/admin/sessions/{id}", delete(admin_revoke_session))
+        .route(
+            "/api/admin/users/{user}/sessions/revoke",
+            post(admin_revoke_user),
+        )
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/healthz", get(healthz))
+        .with_state(state)
+}
+
+fn login_response(
+    state: &AuthState,
+    issued: &partner_auth_core::Issued,
+    delivery: Delivery,
+) -> Response {
+    let body = issued_json(
+        issued,
+        state.sessions.directory(),
+        delivery == Delivery::Body,
+    );
+    let mut headers = HeaderMap::new();
+    if delivery == Delivery::Cookie {
+        set_session_cookies(&mut headers, issued, state.cookies);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        "no-store".parse().expect("static header"),
+    );
+    (StatusCode::OK, headers, Json(body)).into_response()
+}
+
+async fn mock_login(
+    State(state): State<AuthState>,
+    JsonBody(req): JsonBody<MockLoginRequest>,
+) -> Result<Response, ApiError> {
+    let Some(mock) = &state.mock else {
+        return Err(ApiError::not_found());
+    };
+    if req.user.is_empty() || req.user.len() > MAX_LOGIN_NAME {
+        return Err(ApiError::bad_request(
+            "invalid_user",
+            "user must be 1 to 254 bytes",
+        ));
+    }
+
+    let identity = mock
+        .authenticate(LoginProof::Mock { user: req.user })
+        .await
+        .map_err(|e| match e {
+            Error::UnknownUser => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unknown_user", "no such user")
+            }
+            other => other.into(),
+        })?;
+    let directory = state.sessions.directory();
+    let user = directory
+        .find_user(&identity.subject)
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown_user", "no such user"))?;
+
+    let issued = state
+        .sessions
+        .login(user, identity.mode, req.remember_me)
+        .await?;
+    Ok(login_response(&state, &issued, req.delivery))
+}
+
+/// The refresh token of a request: from the body when it carries one,
+/// otherwise from the cookie. A token of the wrong shape is simply unknown.
+fn presented_refresh(headers: &HeaderMap, body: Option<&str>) -> Result<RefreshToken, ApiError> {
+    let text = match body {
+        Some(t) => t.to_owned(),
+        None => read_cookie(headers, REFRESH_COOKIE).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing_refresh_token",
+                "no refresh token in the body or cookie",
+            )
+        })?,
+    };
+    RefreshToken::parse(&text).ok_or_else(|| Error::UnknownRefreshToken.into())
+}
+
+async fn refresh(
+    State(state): State<AuthState>,
+    headers: HeaderMap,
+    OptionalJson(req): OptionalJson<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    let req = req.unwrap_or_default();
+    let from_cookie = req.refresh_token.is_none();
+    if from_cookie && !crate::extract::same_site_headers(&headers) {
+        return Err(ApiError::forbidden("cross-site request refused"));
+    }
+    let presented = presented_refresh(&headers, req.refresh_token.as_deref())?;
+
+    let issued = state.sessions.refresh(&presented).await?;
+    // A body-delivered token is answered in the body; a cookie with a cookie.
+    let delivery = if from_cookie {
+        Delivery::Cookie
+    } else {
+        req.delivery
+    };
+    Ok(login_response(&state, &issued, delivery))
+}
+
+async fn logout(
+    State(state): State<AuthState>,
+    headers: HeaderMap,
+    OptionalJson(req): OptionalJson<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    let req = req.unwrap_or_default();
+    let bearer = bearer_token(&headers)?;
+    if bearer.is_none() && !crate::extract::same_site_headers(&headers) {
+        return Err(ApiError::forbidden("cross-site request refused"));
+    }
+
+    if let Some(token) = bearer {
+        let principal = state.sessions.authenticate(token).await?;
+        state.sessions.logout(&principal).await?;
+    } else if let Some(access) = read_cookie(&headers, crate::cookies::ACCESS_COOKIE)
+        && req.refresh_token.is_none()
+        && let Ok(principal) = state.sessions.authenticate(&access).await
+    {
+        state.sessions.logout(&principal).await?;
+    } else {
+        let presented = presented_refresh(&headers, req.refresh_token.as_deref())?;
+        state.sessions.logout_refresh(&presented).await?;
+    }
+
+    let mut out = HeaderMap::new();
+    clear_session_cookies(&mut out, state.cookies);
+    Ok((StatusCode::OK, out, Json(json!({ "status": "logged_out" }))).into_response())
+}
+
+async fn current_session(
+    State(state): State<AuthState>,
+    caller: Caller,
+) -> Json<serde_json::Value> {
+    Json(session_json(
+        &caller.session,
+        state.sessions.directory(),
+        None,
+    ))
+}
+
+async fn own_sessions(
+    State(state): State<AuthState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let sessions = state.sessions.own_sessions(&caller).await?;
+    let directory = state.sessions.directory();
+    let list: Vec<_> = sessions
+        .iter()
+        .map(|s| session_json(s, directory, Some(caller.session.id)))
+        .collect();
+    Ok(Json(json!({ "sessions": list })))
+}
+
+fn parse_session_id(text: &str) -> Result<SessionId, ApiError> {
+    text.parse().map_err(|_| ApiError::not_found())
+}
+
+async fn revoke_own_session(
+    State(state): State<AuthState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = parse_session_id(&id)?;
+    state
+        .sessions
+        .revoke_own(&caller, id)
+        .await
+        .map_err(|e| match e {
+            Error::SessionNotFound => ApiError::not_found(),
+            other => other.into(),
+        })?;
+    Ok(Json(json!({ "status": "revoked", "id": id })))
+}
+
+async fn admin_sessions(
+    State(state): State<AuthState>,
+    caller: Caller,
+    query: Result<Query<AdminSessionsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require_entitlement(Entitlement::ManageSessions)?;
+    let Query(query) = query
+        .map_err(|_| ApiError::bad_request("invalid_query", "unknown or malformed parameter"))?;
+    let partner = query
+        .partner
+        .map(PartnerId::new)
+        .transpose()
+        .map_err(ApiError::from)?;
+    let user = query
+        .user
+        .map(UserId::new)
+        .transpose()
+        .map_err(ApiError::from)?;
+
+    let sessions = state
+        .sessions
+        .admin_sessions(&caller, partner.as_ref(), user.as_ref())
+        .await?;
+    let directory = state.sessions.directory();
+    let list: Vec<_> = sessions
+        .iter()
+        .map(|s| session_json(s, directory, Some(caller.session.id)))
+        .collect();
+    Ok(Json(json!({ "sessions": list })))
+}
+
+async fn admin_revoke_session(
+    State(state): State<AuthState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require_entitlement(Entitlement::ManageSessions)?;
+    let id = parse_session_id(&id)?;
+    let session = state
+        .sessions
+        .admin_revoke(&caller, id)
+        .await
+        .map_err(|e| match e {
+            Error::SessionNotFound => ApiError::not_found(),
+            other => other.into(),
+        })?;
+    Ok(Json(session_json(
+        &session,
+        state.sessions.directory(),
+        None,
+    )))
+}
+
+async fn admin_revoke_user(
+    State(state): State<AuthState>,
+    caller: Caller,
+    Path(user): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !caller.has_role(Role::Admin) && !caller.is_super_admin() {
+        return Err(ApiError::forbidden("missing role admin"));
+    }
+    caller.require_entitlement(Entitlement::ManageSessions)?;
+    let user = UserId::new(user).map_err(|_| ApiError::not_found())?;
+    let revoked = state
+        .sessions
+        .admin_revoke_user(&caller, &user)
+        .await
+        .map_err(|e| match e {
+            Error::UnknownUser => ApiError::not_found(),
+            other => other.into(),
+        })?;
+    Ok(Json(json!({ "user": user, "revoked": revoked })))
+}
+
+async fn jwks(State(state): State<AuthState>) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CACHE_CONTROL,
+        "public, max-age=300".parse().expect("static header"),
+    );
+    (headers, Json(state.sessions.issuer().jwks())).into_response()
+}
+
+async fn healthz(State(state): State<AuthState>) -> Response {
+    match state.sessions.store().health().await {
+        Ok(()) => Json(json!({ "status": "ok", "store": "ok" })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "store health check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "degraded", "store": "unavailable" })),
+            )
+                .into_response()
+        }
+    }
+}
