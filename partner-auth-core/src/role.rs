@@ -109,7 +109,8 @@ mod tests {
         fn unknown_role_strings_are_clear_errors(s in "\\PC{0,40}") {
             prop_assume!(!Role::ALL.iter().any(|r| r.as_str() == s));
             let err = s.parse::<Role>().unwrap_err();
-            prop_assert!(matches!(err, Error::UnknownRole { .. }));
+            let is_unknown_role = matches!(err, Error::UnknownRole { .. });
+            prop_assert!(is_unknown_role);
             prop_assert!(err.to_string().contains("unknown role"));
             let json = serde_json::to_string(&s).unwrap();
             prop_assert!(serde_json::from_str::<Role>(&json).is_err());
