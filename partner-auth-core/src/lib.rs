@@ -70,6 +70,7 @@
 //! | --- | --- | --- |
 //! | `dev-mock` | no | `MockProvider`, refused in [`RunMode::Production`] |
 //! | `google` | yes | the Google / OpenID provider dependencies |
+//! | `testing` | no | the store conformance suite in `testing`, for backend tests |
 
 pub mod clock;
 pub mod error;
@@ -83,6 +84,8 @@ pub mod provider;
 pub mod refresh;
 pub mod role;
 pub mod session;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod token;
 pub mod vault;
 
