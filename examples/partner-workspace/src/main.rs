@@ -1,1 +1,174 @@
-fn main() {}
+//! # partner-workspace
+//!
+//! The runnable partner-auth server: sessions in a SQLite file under the data
+//! directory, the four launch partners seeded, mock login on in development,
+//! signing keys created on first run and kept in the data directory with
+//! owner-only permissions.
+//!
+//! ```text
+//! cargo run -p partner-workspace -- --listen 127.0.0.1:8080 --data-dir ./data
+//! ```
+//!
+//! Every setting has a command-line flag and an environment variable; run
+//! with `--help` for the list. Logs go to standard error through `tracing`
+//! (`RUST_LOG` overrides the default filter); the one line on standard output
+//! is `listening on http://ADDR`, printed once the socket is bound, so that
+//! scripts and tests can start the server on port 0 and find it.
+
+mod config;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use partner_auth_axum::{AuthState, CookieSettings, app, routes, serve};
+use partner_auth_core::{
+    AuthProvider, Directory, EventFanout, KeyRing, RunMode, SessionManager, SystemClock,
+    TokenIssuer, TracingEvents,
+};
+use partner_auth_sqlx::{SqliteDatabase, SqliteSessionStore};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Cli, Command, ServeArgs};
+
+/// Filter used when `RUST_LOG` is not set.
+const DEFAULT_LOG_FILTER: &str = "info,tower_http=info,sqlx=warn";
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.serve.log_format);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => runtime.block_on(run(cli.serve)),
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mode: RunMode = args.mode.parse()?;
+    let data_dir = &args.data_dir;
+    partner_auth_core::keys::create_private_dir(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+
+    let directory = Arc::new(match &args.seed {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading seed file {}", path.display()))?;
+            Directory::from_json(&text)?
+        }
+        None => Directory::launch()?,
+    });
+
+    let db_path = data_dir.join("partner-auth.sqlite3");
+    let db = SqliteDatabase::open(&db_path)
+        .await
+        .with_context(|| format!("opening {}", db_path.display()))?;
+    let store = Arc::new(SqliteSessionStore::new(&db));
+
+    let clock = Arc::new(SystemClock);
+    let ring = KeyRing::load_or_create(&data_dir.join("signing-keys"))?;
+    let issuer = Arc::new(TokenIssuer::new(ring, args.token_config(), clock.clone())?);
+    let events = Arc::new(EventFanout::new().with(Arc::new(TracingEvents)));
+    let sessions = Arc::new(SessionManager::new(
+        store,
+        issuer,
+        directory.clone(),
+        clock,
+        events,
+        args.session_config(),
+    )?);
+
+    let mock = mock_provider(&args, directory.clone(), mode)?;
+    let state = AuthState {
+        sessions,
+        mock,
+        cookies: CookieSettings {
+            secure: args.serves_https(),
+        },
+    };
+    let router = app([routes::router(state)]);
+
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, ?mode, data_dir = %data_dir.display(), partners = directory.partners().count(), "partner-workspace started");
+    announce(addr);
+
+    serve(listener, router, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[expect(
+    clippy::print_stdout,
+    reason = "the ready line is the program's output"
+)]
+fn announce(addr: std::net::SocketAddr) {
+    println!("listening on http://{addr}");
+}
+
+#[cfg(feature = "dev-mock")]
+fn mock_provider(
+    args: &ServeArgs,
+    directory: Arc<Directory>,
+    mode: RunMode,
+) -> anyhow::Result<Option<Arc<dyn AuthProvider>>> {
+    if !args.mock_login {
+        return Ok(None);
+    }
+    let mock = partner_auth_core::MockProvider::new(directory, mode)
+        .context("mock login is refused in production mode; set PARTNER_AUTH_MOCK_LOGIN=false")?;
+    Ok(Some(Arc::new(mock)))
+}
+
+#[cfg(not(feature = "dev-mock"))]
+fn mock_provider(
+    args: &ServeArgs,
+    _directory: Arc<Directory>,
+    _mode: RunMode,
+) -> anyhow::Result<Option<Arc<dyn AuthProvider>>> {
+    anyhow::ensure!(
+        !args.mock_login,
+        "built without the dev-mock feature; mock login is unavailable"
+    );
+    Ok(None)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,157 @@
+//! Command-line flags and environment variables.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use partner_auth_core::{SessionConfig, TokenConfig};
+use time::Duration;
+
+/// The partner-auth example server.
+#[derive(Debug, Parser)]
+#[command(name = "partner-workspace", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Server settings.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+}
+
+/// Every setting of the server.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(
+        long,
+        env = "PARTNER_AUTH_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: String,
+
+    /// Directory for the SQLite file and the signing keys (created 0700).
+    #[arg(
+        long,
+        env = "PARTNER_AUTH_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// `development` or `production`; production refuses the mock login.
+    #[arg(
+        long,
+        env = "PARTNER_AUTH_MODE",
+        default_value = "development",
+        global = true
+    )]
+    pub mode: String,
+
+    /// Enable `POST /api/login/mock` (development only).
+    #[arg(long, env = "PARTNER_AUTH_MOCK_LOGIN", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub mock_login: bool,
+
+    /// Seed file of partners and users; the four launch partners when omitted.
+    #[arg(long, env = "PARTNER_AUTH_SEED", global = true)]
+    pub seed: Option<PathBuf>,
+
+    /// Public URL of the server; an `https://` URL marks cookies `Secure`.
+    #[arg(long, env = "PARTNER_AUTH_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// Access-token lifetime in seconds.
+    #[arg(
+        long,
+        env = "PARTNER_AUTH_ACCESS_TTL_SECONDS",
+        default_value_t = 600,
+        global = true
+    )]
+    pub access_ttl_seconds: u32,
+
+    /// How long a just-rotated refresh token still works (racing tabs), 0 to 60.
+    #[arg(long, env = "PARTNER_AUTH_REFRESH_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=60), global = true)]
+    pub refresh_grace_seconds: u32,
+
+    /// Absolute session lifetime without remember-me, in hours.
+    #[arg(
+        long,
+        env = "PARTNER_AUTH_SESSION_HOURS",
+        default_value_t = 8,
+        global = true
+    )]
+    pub session_hours: u32,
+
+    /// Idle timeout in minutes: a session not refreshed for this long ends.
+    #[arg(
+        long,
+        env = "PARTNER_AUTH_IDLE_MINUTES",
+        default_value_t = 120,
+        global = true
+    )]
+    pub idle_minutes: u32,
+
+    /// `iss` of issued access tokens.
+    #[arg(
+        long,
+        env = "PARTNER_AUTH_ISSUER",
+        default_value = "partner-auth",
+        global = true
+    )]
+    pub issuer: String,
+
+    /// `aud` of issued access tokens.
+    #[arg(
+        long,
+        env = "PARTNER_AUTH_AUDIENCE",
+        default_value = "partner-auth",
+        global = true
+    )]
+    pub audience: String,
+
+    /// Log format: `text` or `json`.
+    #[arg(
+        long,
+        env = "PARTNER_AUTH_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: String,
+}
+
+impl ServeArgs {
+    /// Whether the server is reached over https.
+    pub fn serves_https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"))
+    }
+
+    /// Token settings from the flags.
+    pub fn token_config(&self) -> TokenConfig {
+        TokenConfig {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            ttl: Duration::seconds(i64::from(self.access_ttl_seconds.max(1))),
+            ..TokenConfig::default()
+        }
+    }
+
+    /// Session settings from the flags.
+    pub fn session_config(&self) -> SessionConfig {
+        SessionConfig {
+            grace: Duration::seconds(i64::from(self.refresh_grace_seconds)),
+            session_lifetime: Duration::hours(i64::from(self.session_hours.max(1))),
+            idle_timeout: Duration::minutes(i64::from(self.idle_minutes.max(1))),
+            ..SessionConfig::default()
+        }
+    }
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every check and test of partner-auth: formatting, lints, and the whole
+# test suite (unit, store conformance on SQLite files, HTTP tests against the
+# example server, the Google flow against a local OpenID provider process).
+# It installs nothing globally that a fresh machine of this kind lacks for
+# these steps; every server it needs is started by the tests on 127.0.0.1 and
+# stopped when they end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo is required (Rust 1.95 stable)" >&2
+  exit 1
+fi
+
+# Do not let a proxy setting of the machine redirect loopback traffic.
+export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
+export no_proxy="$NO_PROXY"
+
+step "formatting"
+cargo fmt --all --check
+
+step "lints"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "tests"
+cargo test --workspace --no-fail-fast
+
+step "done"
