@@ -108,7 +108,7 @@ async fn bad_login_bodies_get_json_errors() {
 }
 
 #[tokio::test]
-async fn tokens_hostile_bearers_get_401() {
+async fn tokens_t5_hostile_bearers_get_a_json_401() {
     let server = Server::start();
     let dots = ".".repeat(1_000_000);
     let letters = "a".repeat(100 * 1024);
@@ -163,7 +163,7 @@ async fn tokens_hostile_bearers_get_401() {
 }
 
 #[tokio::test]
-async fn tokens_forged_tampered_and_expired_are_refused() {
+async fn tokens_t3_t4_forged_tampered_and_expired_are_refused_over_http() {
     let server = Server::start();
     let login = server.login("raja", false).await;
     let (kid, key) = server_key(&server.state_dir());

@@ -121,7 +121,7 @@ async fn refresh_rotates_with_body_and_with_cookie() {
 }
 
 #[tokio::test]
-async fn sessions_two_tabs_race_and_both_keep_the_session() {
+async fn sessions_s1_two_tabs_race_and_both_keep_the_session() {
     let server = Server::start();
     let res = client()
         .post(server.url("/api/login/mock"))
@@ -160,7 +160,7 @@ async fn sessions_two_tabs_race_and_both_keep_the_session() {
 }
 
 #[tokio::test]
-async fn sessions_reuse_after_the_successor_was_used_revokes_the_session() {
+async fn sessions_s1_reuse_after_the_successor_was_used_revokes_the_session() {
     let server = Server::start();
     let r0 = server.login("nikhil", false).await;
     let (_, b1) = server.refresh(&r0.refresh).await;
@@ -181,7 +181,7 @@ async fn sessions_reuse_after_the_successor_was_used_revokes_the_session() {
 }
 
 #[tokio::test]
-async fn sessions_reuse_after_the_grace_window_revokes_the_session() {
+async fn sessions_s1_reuse_after_the_grace_window_revokes_the_session() {
     let server = Server::start_with(&[("PARTNER_AUTH_REFRESH_GRACE_SECONDS", "1")]);
     let r0 = server.login("raja", true).await;
     let (_, b1) = server.refresh(&r0.refresh).await;
@@ -199,7 +199,7 @@ async fn sessions_reuse_after_the_grace_window_revokes_the_session() {
 }
 
 #[tokio::test]
-async fn sessions_logout_revokes_refresh_in_body_and_access() {
+async fn sessions_s3_logout_revokes_refresh_in_body_and_access() {
     let server = Server::start();
     let login = server.login("nitin", true).await;
     let res = client()
@@ -375,4 +375,32 @@ async fn jwks_and_health() {
     assert_eq!(key["alg"], "ES256");
     assert!(key["kid"].is_string());
     assert!(key.get("d").is_none(), "private part published");
+}
+
+#[tokio::test]
+async fn sessions_s2_fixation_a_login_never_adopts_ids_the_browser_carried() {
+    let server = Server::start();
+    let earlier = server.login("nikhil", false).await;
+    let planted = format!("pa_rt_{}", "B".repeat(43));
+
+    // The browser arrives carrying an earlier session's cookies and a planted one.
+    let res = client()
+        .post(server.url("/api/login/mock"))
+        .header(
+            "cookie",
+            format!("pa_access={}; pa_refresh={planted}", earlier.access),
+        )
+        .json(&json!({ "user": "nikhil" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let issued = cookie_value(set_cookies(res.headers(), "pa_refresh")[0]).to_owned();
+    let body: Value = res.json().await.unwrap();
+    assert_ne!(body["session"]["id"], earlier.session_id.as_str());
+    assert_ne!(issued, planted);
+
+    // The planted value never became a credential.
+    let (status, _) = server.refresh(&planted).await;
+    assert_eq!(status, 401);
 }

@@ -70,7 +70,7 @@ async fn refresh_rotates_and_the_new_token_works() {
 }
 
 #[tokio::test]
-async fn sessions_two_tabs_race_inside_the_grace_window() {
+async fn sessions_s1_two_tabs_race_inside_the_grace_window() {
     let f = fixture();
     let r0 = login(&f, "nikhil", true).await;
     let (a, b) = tokio::join!(
@@ -90,7 +90,7 @@ async fn sessions_two_tabs_race_inside_the_grace_window() {
 }
 
 #[tokio::test]
-async fn sessions_reuse_after_the_grace_window_revokes() {
+async fn sessions_s1_reuse_after_the_grace_window_revokes() {
     let f = fixture();
     let r0 = login(&f, "mukesh", false).await;
     let r1 = f.sessions.refresh(&r0.refresh).await.unwrap();
@@ -115,7 +115,7 @@ async fn sessions_reuse_after_the_grace_window_revokes() {
 }
 
 #[tokio::test]
-async fn sessions_reuse_after_the_successor_was_used_revokes_even_inside_the_window() {
+async fn sessions_s1_t3_reuse_after_the_successor_was_used_revokes_even_inside_the_window() {
     let f = fixture();
     let r1 = login(&f, "nikhil", false).await;
     let r2 = f.sessions.refresh(&r1.refresh).await.unwrap();
@@ -127,7 +127,7 @@ async fn sessions_reuse_after_the_successor_was_used_revokes_even_inside_the_win
 }
 
 #[tokio::test]
-async fn sessions_fixation_every_login_gets_a_fresh_id() {
+async fn sessions_s2_fixation_every_login_gets_a_fresh_id() {
     let f = fixture();
     let a = login(&f, "raja", false).await;
     let b = login(&f, "raja", false).await;
@@ -144,7 +144,7 @@ async fn sessions_fixation_every_login_gets_a_fresh_id() {
 }
 
 #[tokio::test]
-async fn sessions_logout_revokes_refresh_and_access() {
+async fn sessions_s3_logout_revokes_refresh_and_access() {
     let f = fixture();
     let s = login(&f, "nitin", true).await;
     let caller = f.sessions.authenticate(&s.access.token).await.unwrap();
