@@ -83,6 +83,13 @@ pub enum Error {
     /// A store backend failed; the source says why.
     #[error("store failure")]
     Store(#[source] BoxError),
+    /// A Google (or other OpenID provider) sign-in failed; the inner error says why.
+    #[cfg(feature = "google")]
+    #[error(transparent)]
+    Google(#[from] crate::google::GoogleError),
+    /// The credential vault refused or failed an operation.
+    #[error(transparent)]
+    Vault(#[from] crate::vault::VaultError),
 }
 
 /// Why an access token was refused. The text is stable and safe to return.

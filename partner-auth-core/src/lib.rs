@@ -75,6 +75,8 @@
 pub mod clock;
 pub mod error;
 pub mod events;
+#[cfg(feature = "google")]
+pub mod google;
 pub mod ids;
 pub mod keys;
 pub mod manager;

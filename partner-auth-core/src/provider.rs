@@ -87,6 +87,15 @@ pub enum LoginProof {
         /// User id or e-mail.
         user: String,
     },
+    /// The callback of an authorization-code login.
+    AuthorizationCode {
+        /// The pending login's id, from the browser's flow cookie.
+        flow_id: SecretString,
+        /// The `state` parameter of the callback.
+        state: SecretString,
+        /// The `code` parameter of the callback.
+        code: SecretString,
+    },
 }
 
 /// Turns an external login into a verified [`ExternalIdentity`].

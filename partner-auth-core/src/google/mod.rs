@@ -1,0 +1,76 @@
+//! Google sign-in (or any OpenID Connect provider): the authorization code
+//! flow with PKCE S256, `state` and `nonce`, and verified ID tokens.
+//!
+//! ## The flow
+//!
+//! 1. [`GoogleSignIn::begin`] stores a [`PendingLogin`] (state, PKCE
+//!    verifier, nonce, remember-me, return path) in a [`FlowStore`] under a
+//!    random [`FlowId`] and returns the authorization URL. The HTTP layer
+//!    puts the flow id in a short-lived HttpOnly cookie.
+//! 2. The callback hands the flow id, `state` and `code` to
+//!    [`GoogleSignIn::complete`]: the flow is taken (single use), the state
+//!    compared in constant time, and only then the code exchanged with the
+//!    flow's verifier. The ID token is verified against the provider's keys
+//!    ([`JwksCache`]): RS256 only, `iss`, `aud`, `azp`, `exp`/`iat` with
+//!    leeway, `nonce`, and the optional hosted-domain allow list.
+//! 3. The identity is mapped to a directory user by issuer and subject
+//!    ([`IdentityStore`]); a first login may link by verified e-mail.
+//! 4. A provider refresh token, when the response carries one, goes to the
+//!    [`Vault`](crate::Vault); a response without one never replaces it.
+//! 5. The session records [`AuthMode::Google`](crate::AuthMode::Google).
+//!
+//! ## When consent is asked for
+//!
+//! Google returns a refresh token only when the consent screen was shown.
+//! The authorization URL always asks for offline access, and adds
+//! `prompt=consent` unless the vault holds a refresh token for the subject
+//! this browser signed in with last time ([`BeginLogin::known_subject`],
+//! which the HTTP layer keeps in a subject-hint cookie). A browser without
+//! the hint (a first login, or cleared cookies) always gets consent. The
+//! hint decides nothing but the prompt: identity always comes from the
+//! verified ID token.
+//!
+//! ## What is never logged
+//!
+//! Codes, states, nonces, PKCE verifiers, ID tokens, access and refresh
+//! tokens, the client secret and token-endpoint bodies never appear in a log
+//! line or an error text.
+
+mod check;
+mod error;
+mod flow;
+mod id_token;
+mod identity;
+mod jwks;
+mod provider;
+mod signin;
+
+#[cfg(test)]
+mod tests;
+
+pub use check::{
+    CALLBACK_PATH, Problem, Setting, SettingsToCheck, check_settings, looks_like_google_client_id,
+};
+pub use error::{GoogleError, IdTokenRejection};
+pub use flow::{
+    FlowId, FlowStore, MAX_RETURN_PATH_LEN, MemoryFlowStore, PendingLogin, RANDOM_TOKEN_LEN,
+    ReturnPath, secrets_equal,
+};
+pub use id_token::{
+    IdTokenRules, IdTokenVerifier, IssuerRule, MAX_ID_TOKEN_LEN, VerifiedIdToken, email_verified,
+};
+pub use identity::{IdentityStore, LinkPolicy, MemoryIdentityStore, resolve_user};
+pub use jwks::{
+    FetchedKeys, HttpKeySource, JwksCache, KeySource, UNKNOWN_KID_REFETCH_INTERVAL, parse_jwks,
+    parse_max_age,
+};
+pub use provider::{
+    BeginLogin, CompletedLogin, DEFAULT_FLOW_TTL, GoogleProvider, GoogleProviderBuilder,
+    LoginStart, ProviderMetadata, SCOPES, discover, is_https_or_loopback, provider_http_client,
+};
+pub use signin::{GoogleSignIn, SignedIn, failure_code};
+
+/// Google's issuer, as its discovery document spells it.
+pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+/// The scheme-less form Google also puts in `iss`.
+pub const GOOGLE_ISSUER_BARE: &str = "accounts.google.com";
