@@ -3,6 +3,73 @@
 //! [`Vault`] is what the login flow needs from it: keeping a provider's
 //! refresh token, sealed, and saying whether one is held. [`MemoryVault`]
 //! keeps them in process memory, for tests and quick starts.
+//!
+//! The full vault is built from these parts:
+//!
+//! - [`envelope`]: AES-256-GCM envelope encryption with a fresh data key per
+//!   record, wrapped under a key-encryption key (KEK), bound to its record by
+//!   associated data (`docs/vault-format.md` has the byte layout);
+//! - [`KeySource`]s ([`EnvKeySource`], [`FileKeySource`], [`DevKeySource`])
+//!   and the [`VaultKeyring`] with two-phase rotation, a wrap bound per KEK
+//!   and retirement refused while a record refers to the key;
+//! - [`RewrapJob`], the resumable, idempotent move of records to a new KEK;
+//! - [`CredentialService`] (create, list, reveal, rotate, revoke; every call
+//!   audited and scoped to a partner), which also implements [`Vault`];
+//! - [`RotationScheduler`] applying each partner's [`crate::RotationPolicy`];
+//! - [`AuditLog`], an append-only chain of entries under a keyed hash, with a
+//!   verifier, retention and JSON Lines / CSV export;
+//! - [`AuditEvents`], an [`crate::EventSink`] that audits logins, refreshes,
+//!   logouts and reuse, and [`ResilientVault`], which keeps logins working
+//!   when the vault is not writable;
+//! - in-memory stores ([`MemoryCredentialStore`], [`MemoryKeyMetaStore`],
+//!   [`MemoryAuditStore`]); the SQL stores live in `partner-auth-sqlx`.
+//!
+//! Nothing here logs or returns a secret, a key or an envelope's bytes.
+
+pub mod audit;
+pub mod credential;
+pub mod envelope;
+mod error;
+pub mod keyring;
+pub mod keysource;
+pub mod memory;
+pub mod notify;
+pub mod policy;
+pub mod resilient;
+pub mod rewrap;
+pub mod service;
+pub mod sink;
+pub mod stack;
+pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use audit::{
+    AuditAnchor, AuditContext, AuditEntry, AuditEvent, AuditFilter, AuditLog, AuditStore,
+    BreakKind, ChainBreak, ChainHash, Channel, ExportFormat, MIN_RETENTION_DAYS, Outcome,
+    VerifyReport,
+};
+pub use credential::{
+    CredentialKind, CredentialMeta, CredentialRecord, CredentialStatus, MAX_BROKER_LEN,
+    MAX_LABEL_LEN, MAX_REFERENCE_LEN, RotationState, Sealed,
+};
+pub use error::VaultError;
+pub use keyring::{
+    AuditKey, KeyMeta, KeyMetaStore, KeyReferences, KeyState, MAX_WRAPS_PER_KEK, VaultKeyring,
+};
+pub use keysource::{
+    DevKeySource, EnvKeySource, FileKeySource, Kek, KekId, KeySource, MAX_KEK_ID_LEN,
+    VAULT_KEY_ENV, parse_key_list,
+};
+pub use memory::{MemoryAuditStore, MemoryCredentialStore, MemoryKeyMetaStore};
+pub use notify::{RecordedVaultEvents, TracingVaultEvents, VaultEvent, VaultEventSink};
+pub use policy::{RotationScheduler, ScanReport};
+pub use resilient::{ResilientVault, RetryConfig};
+pub use rewrap::{RewrapJob, RewrapReport};
+pub use service::{CredentialService, NewCredential};
+pub use sink::AuditEvents;
+pub use stack::{VaultStack, VaultStores};
+pub use store::CredentialStore;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

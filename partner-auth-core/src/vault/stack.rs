@@ -1,0 +1,140 @@
+//! Assembling the vault from stores, a key source, a clock and the
+//! directory.
+
+use std::sync::Arc;
+
+use super::{
+    AuditEvents, AuditLog, AuditStore, CredentialService, CredentialStore, KeyMetaStore, KeySource,
+    MIN_RETENTION_DAYS, MemoryAuditStore, MemoryCredentialStore, MemoryKeyMetaStore,
+    ResilientVault, RetryConfig, RewrapJob, RotationScheduler, VaultEventSink, VaultKeyring,
+};
+use crate::{Clock, Directory, Error};
+
+/// The three stores the vault needs.
+#[derive(Clone)]
+pub struct VaultStores {
+    /// Credentials.
+    pub credentials: Arc<dyn CredentialStore>,
+    /// Key metadata (states and wrap counts; never key bytes).
+    pub keys: Arc<dyn KeyMetaStore>,
+    /// The audit chain.
+    pub audit: Arc<dyn AuditStore>,
+}
+
+impl std::fmt::Debug for VaultStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultStores").finish_non_exhaustive()
+    }
+}
+
+impl VaultStores {
+    /// In-memory stores.
+    pub fn memory() -> Self {
+        Self {
+            credentials: Arc::new(MemoryCredentialStore::new()),
+            keys: Arc::new(MemoryKeyMetaStore::new()),
+            audit: Arc::new(MemoryAuditStore::new()),
+        }
+    }
+}
+
+/// Everything the vault offers, wired together.
+#[derive(Clone)]
+pub struct VaultStack {
+    /// The stores underneath.
+    pub stores: VaultStores,
+    /// The loaded KEKs.
+    pub keys: Arc<VaultKeyring>,
+    /// The audit log.
+    pub audit: Arc<AuditLog>,
+    /// Credentials; also a [`super::Vault`] for the login flow.
+    pub credentials: Arc<CredentialService>,
+    /// Rotation policy scheduler.
+    pub scheduler: Arc<RotationScheduler>,
+    /// Where vault events go.
+    pub events: Arc<dyn VaultEventSink>,
+}
+
+impl std::fmt::Debug for VaultStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultStack")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VaultStack {
+    /// Loads the keys from `source` and builds the stack over `stores`,
+    /// keeping audit entries for [`MIN_RETENTION_DAYS`].
+    pub async fn build(
+        stores: VaultStores,
+        source: &dyn KeySource,
+        clock: Arc<dyn Clock>,
+        directory: Arc<Directory>,
+        events: Arc<dyn VaultEventSink>,
+    ) -> Result<Self, Error> {
+        Self::build_with_retention(stores, source, clock, directory, events, MIN_RETENTION_DAYS)
+            .await
+    }
+
+    /// [`VaultStack::build`] with another audit retention (at least
+    /// [`MIN_RETENTION_DAYS`]).
+    pub async fn build_with_retention(
+        stores: VaultStores,
+        source: &dyn KeySource,
+        clock: Arc<dyn Clock>,
+        directory: Arc<Directory>,
+        events: Arc<dyn VaultEventSink>,
+        retention_days: u32,
+    ) -> Result<Self, Error> {
+        let material = source.load().await?;
+        tracing::info!(source = %source.describe(), keys = material.len(), "vault keys loaded");
+        let keys =
+            Arc::new(VaultKeyring::open(material, stores.keys.clone(), clock.clone()).await?);
+        let audit = Arc::new(AuditLog::new(
+            stores.audit.clone(),
+            keys.clone(),
+            clock.clone(),
+            retention_days,
+        )?);
+        let credentials = Arc::new(CredentialService::new(
+            stores.credentials.clone(),
+            keys.clone(),
+            audit.clone(),
+            directory.clone(),
+            clock.clone(),
+        ));
+        let scheduler = Arc::new(RotationScheduler::new(
+            stores.credentials.clone(),
+            directory,
+            clock,
+            audit.clone(),
+            events.clone(),
+        ));
+        Ok(Self {
+            stores,
+            keys,
+            audit,
+            credentials,
+            scheduler,
+            events,
+        })
+    }
+
+    /// The vault to hand the login flow: the credential service behind a
+    /// retry queue, so a failing store never fails a login. Starts a task.
+    pub fn login_vault(&self, config: RetryConfig) -> Arc<ResilientVault> {
+        ResilientVault::spawn(self.credentials.clone(), self.events.clone(), config)
+    }
+
+    /// An event sink that writes session events to the audit log. Starts a
+    /// task.
+    pub fn audit_events(&self, capacity: usize) -> Arc<AuditEvents> {
+        AuditEvents::spawn(self.audit.clone(), capacity)
+    }
+
+    /// A rewrap job over the credential store.
+    pub fn rewrap_job(&self) -> RewrapJob {
+        RewrapJob::new(self.stores.credentials.clone(), self.keys.clone())
+    }
+}
