@@ -63,6 +63,10 @@
 //!   when [`SessionStore::purge_expired`](partner_auth_core::SessionStore::purge_expired)
 //!   removes it.
 //!
+//! - `identities`: provider identities (issuer and subject) linked to
+//!   directory users, with the user's partner and the link time; unique per
+//!   subject and per user and issuer ([`SqliteIdentityStore`]).
+//!
 //! Times are whole microseconds since the Unix epoch, UTC, in `INTEGER`
 //! columns, so SQL comparisons and ordering are exact.
 //!
@@ -101,11 +105,15 @@ mod error;
 #[cfg(feature = "sqlite")]
 mod db;
 #[cfg(feature = "sqlite")]
+mod identities;
+#[cfg(feature = "sqlite")]
 mod sessions;
 
 pub use error::StoreError;
 
 #[cfg(feature = "sqlite")]
 pub use db::{SQLITE_MIGRATIONS, SqliteDatabase};
+#[cfg(feature = "sqlite")]
+pub use identities::SqliteIdentityStore;
 #[cfg(feature = "sqlite")]
 pub use sessions::SqliteSessionStore;
