@@ -272,7 +272,9 @@ async fn check_constraints_refuse_unknown_values_and_short_digests() {
             .execute(db.pool())
             .await
             .expect_err(what);
-        let kind = err.as_database_error().map(sqlx::error::DatabaseError::kind);
+        let kind = err
+            .as_database_error()
+            .map(sqlx::error::DatabaseError::kind);
         assert_eq!(kind, Some(sqlx::error::ErrorKind::CheckViolation), "{what}");
     }
     sqlx::query("UPDATE sessions SET revoked_at = 1, revoke_reason = 'forced' WHERE id = ?1")
