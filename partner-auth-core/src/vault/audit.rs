@@ -4,8 +4,8 @@
 //! actor and impersonator, the channel, the action, the target and the
 //! outcome, the previous entry's hash and its own hash:
 //! `HMAC-SHA256(audit key, canonical encoding of all of those)`. The audit
-//! key is derived from a vault KEK (see [`super::AuditKey`]) whose id each
-//! entry records. Changing, deleting, reordering or inserting a row breaks
+//! key is a random key kept wrapped under the vault's primary KEK (see
+//! [`super::VaultKeyring::audit_key`]); each entry records its id. Changing, deleting, reordering or inserting a row breaks
 //! the chain at that row, and [`AuditLog::verify`] names the first broken
 //! sequence number.
 //!
@@ -26,7 +26,7 @@ use hmac::Mac;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use super::{KekId, KeyReferences, VaultError, VaultKeyring};
+use super::{AuditKey, KekId, VaultError};
 use crate::{Clock, Error, PartnerId, UserId};
 
 /// Shortest retention accepted, in days.
@@ -320,7 +320,7 @@ pub struct AuditEntry {
     pub outcome: Outcome,
     /// Short detail.
     pub detail: Option<String>,
-    /// The KEK whose derived audit key computed `hash`.
+    /// The audit key that computed `hash`.
     pub key_id: KekId,
     /// The previous entry's hash (zeros for the first).
     pub prev_hash: ChainHash,
@@ -373,7 +373,7 @@ pub struct AuditAnchor {
     pub seq: u64,
     /// Its hash: the next entry's `prev_hash`.
     pub hash: ChainHash,
-    /// The KEK whose audit key computed `mac`.
+    /// The audit key that computed `mac`.
     pub key_id: KekId,
     /// When the purge ran.
     #[serde(with = "time::serde::rfc3339")]
@@ -426,7 +426,7 @@ impl Default for AuditFilter {
 
 /// Persists the audit chain. Append-only, except the retention purge.
 #[async_trait]
-pub trait AuditStore: KeyReferences + Send + Sync + 'static {
+pub trait AuditStore: Send + Sync + 'static {
     /// The entry with the highest sequence number.
     async fn head(&self) -> Result<Option<AuditEntry>, Error>;
 
@@ -488,7 +488,7 @@ pub struct VerifyReport {
 
 /// Checks entries one by one, in sequence order.
 pub struct ChainVerifier<'a> {
-    keys: &'a dyn Fn(&KekId) -> Option<super::AuditKey>,
+    key: &'a AuditKey,
     expected_seq: u64,
     prev: ChainHash,
     checked: u64,
@@ -498,13 +498,13 @@ impl<'a> ChainVerifier<'a> {
     /// Starts at the anchor (or at sequence 1 with a zero hash); fails if the
     /// anchor's keyed hash does not match.
     pub fn new(
-        keys: &'a dyn Fn(&KekId) -> Option<super::AuditKey>,
+        key: &'a AuditKey,
         anchor: Option<&AuditAnchor>,
     ) -> Result<Self, ChainBreak> {
         let (expected_seq, prev) = match anchor {
             None => (1, ChainHash::default()),
             Some(a) => {
-                let good = keys(&a.key_id).is_some_and(|k| a.compute_mac(&k) == a.mac);
+                let good = &a.key_id == key.id() && a.compute_mac(key) == a.mac;
                 if !good {
                     return Err(ChainBreak {
                         seq: a.seq.saturating_add(1),
@@ -515,7 +515,7 @@ impl<'a> ChainVerifier<'a> {
             }
         };
         Ok(Self {
-            keys,
+            key,
             expected_seq,
             prev,
             checked: 0,
@@ -531,10 +531,10 @@ impl<'a> ChainVerifier<'a> {
         if entry.seq != self.expected_seq {
             return Err(at(BreakKind::Missing));
         }
-        let Some(key) = (self.keys)(&entry.key_id) else {
+        if &entry.key_id != self.key.id() {
             return Err(at(BreakKind::UnknownKey));
-        };
-        if entry.compute_hash(&key) != entry.hash {
+        }
+        if entry.compute_hash(self.key) != entry.hash {
             return Err(at(BreakKind::Altered));
         }
         if entry.prev_hash != self.prev {
@@ -629,7 +629,7 @@ pub fn csv_row(entry: &AuditEntry) -> String {
 /// Appends, verifies, purges and exports the audit chain.
 pub struct AuditLog {
     store: Arc<dyn AuditStore>,
-    keys: Arc<VaultKeyring>,
+    key: AuditKey,
     clock: Arc<dyn Clock>,
     retention: Duration,
     append_lock: tokio::sync::Mutex<()>,
@@ -644,11 +644,11 @@ impl fmt::Debug for AuditLog {
 }
 
 impl AuditLog {
-    /// An audit log over `store`, keyed by `keys`, keeping entries for
+    /// An audit log over `store`, hashing with `key`, keeping entries for
     /// `retention_days` (at least [`MIN_RETENTION_DAYS`]).
     pub fn new(
         store: Arc<dyn AuditStore>,
-        keys: Arc<VaultKeyring>,
+        key: AuditKey,
         clock: Arc<dyn Clock>,
         retention_days: u32,
     ) -> Result<Self, Error> {
@@ -661,7 +661,7 @@ impl AuditLog {
         }
         Ok(Self {
             store,
-            keys,
+            key,
             clock,
             retention: Duration::days(i64::from(retention_days)),
             append_lock: tokio::sync::Mutex::new(()),
@@ -682,11 +682,7 @@ impl AuditLog {
     pub async fn append(&self, event: AuditEvent) -> Result<AuditEntry, Error> {
         event.check()?;
         let _guard = self.append_lock.lock().await;
-        let key_id = self.keys.primary_id();
-        let key = self
-            .keys
-            .audit_key(&key_id)
-            .ok_or_else(|| Error::from(VaultError::UnknownKey))?;
+        let key_id = self.key.id().clone();
 
         // Another process may append between our read and our write; the
         // store's unique sequence makes that a conflict, and we go again.
@@ -713,7 +709,7 @@ impl AuditLog {
                 prev_hash: prev,
                 hash: ChainHash::default(),
             };
-            entry.hash = entry.compute_hash(&key);
+            entry.hash = entry.compute_hash(&self.key);
             match self.store.append(&entry).await {
                 Ok(()) => return Ok(entry),
                 Err(Error::Conflict { .. }) => continue,
@@ -727,9 +723,8 @@ impl AuditLog {
 
     /// Walks the whole chain and names the first broken entry.
     pub async fn verify(&self) -> Result<VerifyReport, Error> {
-        let keys = |id: &KekId| self.keys.audit_key(id);
         let anchor = self.store.anchor().await?;
-        let mut verifier = match ChainVerifier::new(&keys, anchor.as_ref()) {
+        let mut verifier = match ChainVerifier::new(&self.key, anchor.as_ref()) {
             Ok(v) => v,
             Err(b) => {
                 return Ok(VerifyReport {
@@ -781,19 +776,14 @@ impl AuditLog {
             return Ok(0);
         };
 
-        let key_id = self.keys.primary_id();
-        let key = self
-            .keys
-            .audit_key(&key_id)
-            .ok_or_else(|| Error::from(VaultError::UnknownKey))?;
         let mut anchor = AuditAnchor {
             seq: last_old.seq,
             hash: last_old.hash,
-            key_id,
+            key_id: self.key.id().clone(),
             at: self.clock.now().to_offset(time::UtcOffset::UTC),
             mac: ChainHash::default(),
         };
-        anchor.mac = anchor.compute_mac(&key);
+        anchor.mac = anchor.compute_mac(&self.key);
         let removed = self.store.purge_through(&anchor).await?;
         tracing::info!(removed, through = anchor.seq, "audit retention purge");
         Ok(removed)

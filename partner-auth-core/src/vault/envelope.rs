@@ -329,6 +329,93 @@ pub fn rewrap(
     ))
 }
 
+/// Associated-data purpose byte of a wrapped system key (the audit key).
+pub const PURPOSE_SYSTEM_KEY: u8 = 0x03;
+
+fn system_key_ad(kek: &KekId, name: &str) -> Vec<u8> {
+    let mut ad = vec![FORMAT_VERSION, PURPOSE_SYSTEM_KEY];
+    push_field(&mut ad, kek.as_str().as_bytes());
+    push_field(&mut ad, name.as_bytes());
+    ad
+}
+
+/// Wraps a 32-byte system key (such as the audit-chain key) under `kek`:
+/// `version || id length || KEK id || nonce || wrapped key with tag`.
+pub fn wrap_system_key(kek: &Kek, name: &str, key: &[u8; DEK_LEN]) -> Result<Vec<u8>, VaultError> {
+    let nonce = random_nonce();
+    let wrapped = gcm(kek.expose_key())
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: key,
+                aad: &system_key_ad(kek.id(), name),
+            },
+        )
+        .map_err(|_| VaultError::Malformed("wrap failed"))?;
+    let id = kek.id().as_str().as_bytes();
+    let mut out = Vec::with_capacity(2 + id.len() + NONCE_LEN + WRAPPED_DEK_LEN);
+    out.push(FORMAT_VERSION);
+    out.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
+    out.extend_from_slice(id);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&wrapped);
+    Ok(out)
+}
+
+/// The KEK id a wrapped system key names.
+pub fn system_key_kek(bytes: &[u8]) -> Result<KekId, VaultError> {
+    let mut r = Reader { bytes };
+    let version = r.take(1, "empty key blob")?[0];
+    if version != FORMAT_VERSION {
+        return Err(VaultError::UnknownVersion(version));
+    }
+    let id_len = usize::from(r.take(1, "truncated key id")?[0]);
+    if id_len == 0 || id_len > MAX_KEK_ID_LEN {
+        return Err(VaultError::Malformed("key id length"));
+    }
+    let id = r.take(id_len, "truncated key id")?;
+    let kek = std::str::from_utf8(id)
+        .ok()
+        .and_then(|s| KekId::new(s).ok())
+        .ok_or(VaultError::Malformed("key id"))?;
+    if r.bytes.len() != NONCE_LEN + WRAPPED_DEK_LEN {
+        return Err(VaultError::Malformed("key blob length"));
+    }
+    Ok(kek)
+}
+
+/// Unwraps a system key wrapped by [`wrap_system_key`]; `kek` must be the
+/// key the blob names.
+pub fn unwrap_system_key(
+    kek: &Kek,
+    name: &str,
+    bytes: &[u8],
+) -> Result<Zeroizing<[u8; DEK_LEN]>, VaultError> {
+    let named = system_key_kek(bytes)?;
+    if &named != kek.id() {
+        return Err(VaultError::UnknownKey);
+    }
+    let body = &bytes[2 + named.as_str().len()..];
+    let (nonce, wrapped) = body.split_at(NONCE_LEN);
+    let plain = Zeroizing::new(
+        gcm(kek.expose_key())
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: wrapped,
+                    aad: &system_key_ad(&named, name),
+                },
+            )
+            .map_err(|_| VaultError::Open)?,
+    );
+    let mut key = Zeroizing::new([0u8; DEK_LEN]);
+    if plain.len() != DEK_LEN {
+        return Err(VaultError::Open);
+    }
+    key.copy_from_slice(&plain);
+    Ok(key)
+}
+
 /// The nonces of an envelope (wrap, payload); for tests that check nonce
 /// freshness.
 pub fn nonces_of(bytes: &[u8]) -> Result<([u8; NONCE_LEN], [u8; NONCE_LEN]), VaultError> {

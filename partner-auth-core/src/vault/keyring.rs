@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use time::OffsetDateTime;
 
-use super::{Kek, KekId, VaultError};
+use super::{Kek, KekId, VaultError, envelope};
 use crate::{Clock, Error};
 
 /// NIST SP 800-38D's bound for random nonces: wraps allowed per KEK.
@@ -120,6 +120,17 @@ pub trait KeyMetaStore: Send + Sync + 'static {
     /// Atomically reserves up to `n` wraps without passing `limit`, and
     /// returns how many were granted (0 once the key is exhausted).
     async fn reserve_wraps(&self, id: &KekId, n: u64, limit: u64) -> Result<u64, Error>;
+
+    /// The audit-chain key, wrapped under a KEK.
+    async fn wrapped_audit_key(&self) -> Result<Option<Vec<u8>>, Error>;
+
+    /// Stores the wrapped audit key if the stored value still equals
+    /// `expected` (`None`: only if none is stored); returns whether it did.
+    async fn swap_wrapped_audit_key(
+        &self,
+        expected: Option<&[u8]>,
+        wrapped: &[u8],
+    ) -> Result<bool, Error>;
 }
 
 /// Counts records that refer to a KEK; retirement asks every such store.
@@ -283,6 +294,11 @@ impl VaultKeyring {
             return Err(VaultError::RetirePrimary.into());
         }
         let mut total = 0;
+        if let Some(wrapped) = self.meta.wrapped_audit_key().await?
+            && &envelope::system_key_kek(&wrapped)? == id
+        {
+            total += 1;
+        }
         for store in references {
             total += store.count_for_kek(id).await?;
         }
@@ -334,34 +350,68 @@ impl VaultKeyring {
         Ok(key)
     }
 
-    /// The audit-chain key derived from a loaded KEK:
-    /// `HMAC-SHA256(kek, "partner-auth/audit-chain/v1")`.
-    pub fn audit_key(&self, id: &KekId) -> Option<AuditKey> {
-        self.key(id).map(|kek| AuditKey::derive(&kek))
+    /// The audit-chain key: created on first use, kept wrapped under the
+    /// primary KEK in the key-metadata store, moved by [`Self::rewrap_audit_key`].
+    pub async fn audit_key(&self) -> Result<AuditKey, Error> {
+        for _ in 0..3 {
+            if let Some(wrapped) = self.meta.wrapped_audit_key().await? {
+                let kek_id = envelope::system_key_kek(&wrapped)?;
+                let kek = self.key(&kek_id).ok_or(VaultError::UnknownKey)?;
+                let key = envelope::unwrap_system_key(&kek, AUDIT_KEY_NAME, &wrapped)?;
+                return Ok(AuditKey::new(key));
+            }
+            let mut fresh = zeroize::Zeroizing::new([0u8; 32]);
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, fresh.as_mut());
+            let kek = self.wrapping_key().await?;
+            let wrapped = envelope::wrap_system_key(&kek, AUDIT_KEY_NAME, &fresh)?;
+            if self.meta.swap_wrapped_audit_key(None, &wrapped).await? {
+                tracing::info!("audit-chain key created");
+                return Ok(AuditKey::new(fresh));
+            }
+        }
+        Err(VaultError::Concurrent.into())
+    }
+
+    /// Moves the wrapped audit key to the primary KEK if it names another;
+    /// returns whether it moved.
+    pub async fn rewrap_audit_key(&self) -> Result<bool, Error> {
+        let Some(wrapped) = self.meta.wrapped_audit_key().await? else {
+            return Ok(false);
+        };
+        let kek_id = envelope::system_key_kek(&wrapped)?;
+        if kek_id == self.primary_id() {
+            return Ok(false);
+        }
+        let old = self.key(&kek_id).ok_or(VaultError::UnknownKey)?;
+        let key = envelope::unwrap_system_key(&old, AUDIT_KEY_NAME, &wrapped)?;
+        let new = self.wrapping_key().await?;
+        let moved = envelope::wrap_system_key(&new, AUDIT_KEY_NAME, &key)?;
+        self.meta.swap_wrapped_audit_key(Some(&wrapped), &moved).await
     }
 }
 
-/// A key for the audit log's keyed hash, derived from a KEK. Wiped on drop.
+/// The name bound into the wrapped audit key's associated data.
+pub const AUDIT_KEY_NAME: &str = "audit-chain";
+
+/// The id recorded in audit entries for the current audit key.
+pub const AUDIT_KEY_ID: &str = "audit-1";
+
+/// The key of the audit log's keyed hash. Wiped on drop.
 pub struct AuditKey {
     id: KekId,
     key: zeroize::Zeroizing<[u8; 32]>,
 }
 
 impl AuditKey {
-    /// Derives the audit key of `kek`.
-    pub fn derive(kek: &Kek) -> Self {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(kek.expose_key())
-            .expect("HMAC accepts keys of any length");
-        mac.update(b"partner-auth/audit-chain/v1");
-        let mut key = zeroize::Zeroizing::new([0u8; 32]);
-        key.copy_from_slice(&mac.finalize().into_bytes());
+    /// Wraps 32 key bytes under the id [`AUDIT_KEY_ID`].
+    pub fn new(key: zeroize::Zeroizing<[u8; 32]>) -> Self {
         Self {
-            id: kek.id().clone(),
+            id: KekId::new(AUDIT_KEY_ID).unwrap_or_else(|_| unreachable!("valid constant id")),
             key,
         }
     }
 
-    /// The KEK it derives from.
+    /// The key's id, recorded in every entry it hashes.
     pub fn id(&self) -> &KekId {
         &self.id
     }

@@ -184,6 +184,7 @@ impl CredentialStore for MemoryCredentialStore {
 #[derive(Default)]
 pub struct MemoryKeyMetaStore {
     keys: Mutex<BTreeMap<KekId, KeyMeta>>,
+    audit_key: Mutex<Option<Vec<u8>>>,
 }
 
 impl MemoryKeyMetaStore {
@@ -243,6 +244,23 @@ impl KeyMetaStore for MemoryKeyMetaStore {
         meta.wraps += granted;
         Ok(granted)
     }
+
+    async fn wrapped_audit_key(&self) -> Result<Option<Vec<u8>>, Error> {
+        Ok(lock(&self.audit_key).clone())
+    }
+
+    async fn swap_wrapped_audit_key(
+        &self,
+        expected: Option<&[u8]>,
+        wrapped: &[u8],
+    ) -> Result<bool, Error> {
+        let mut stored = lock(&self.audit_key);
+        if stored.as_deref() != expected {
+            return Ok(false);
+        }
+        *stored = Some(wrapped.to_vec());
+        Ok(true)
+    }
 }
 
 #[derive(Default)]
@@ -261,16 +279,6 @@ impl MemoryAuditStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
-    }
-}
-
-#[async_trait]
-impl KeyReferences for MemoryAuditStore {
-    async fn count_for_kek(&self, kek: &KekId) -> Result<u64, Error> {
-        let inner = lock(&self.inner);
-        let entries = inner.entries.values().filter(|e| &e.key_id == kek).count() as u64;
-        let anchor = u64::from(inner.anchor.as_ref().is_some_and(|a| &a.key_id == kek));
-        Ok(entries + anchor)
     }
 }
 

@@ -43,6 +43,8 @@ pub mod stack;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+#[cfg(test)]
+mod tests;
 
 pub use audit::{
     AuditAnchor, AuditContext, AuditEntry, AuditEvent, AuditFilter, AuditLog, AuditStore,

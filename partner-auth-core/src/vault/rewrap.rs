@@ -129,6 +129,9 @@ impl RewrapJob {
             }
         }
 
+        if report.rewrapped + report.skipped + report.failed < budget {
+            self.keys.rewrap_audit_key().await?;
+        }
         report.remaining = self.store.count_for_kek(from).await?;
         tracing::info!(
             from = %from,

@@ -93,7 +93,7 @@ impl VaultStack {
             Arc::new(VaultKeyring::open(material, stores.keys.clone(), clock.clone()).await?);
         let audit = Arc::new(AuditLog::new(
             stores.audit.clone(),
-            keys.clone(),
+            keys.audit_key().await?,
             clock.clone(),
             retention_days,
         )?);
