@@ -67,6 +67,12 @@
 //!   directory users, with the user's partner and the link time; unique per
 //!   subject and per user and issuer ([`SqliteIdentityStore`]).
 //!
+//! - `vault_credentials`, `vault_keys`, `vault_system_keys`, `audit_log`,
+//!   `audit_anchor`: the credential vault ([`vault_stack`]). Credentials
+//!   hold only AES-256-GCM envelopes; key rows hold states and wrap counts,
+//!   never key bytes; `audit_log` is append-only by trigger and chained by a
+//!   keyed hash.
+//!
 //! Times are whole microseconds since the Unix epoch, UTC, in `INTEGER`
 //! columns, so SQL comparisons and ordering are exact.
 //!
@@ -103,6 +109,10 @@
 mod error;
 
 #[cfg(feature = "sqlite")]
+mod audit;
+#[cfg(feature = "sqlite")]
+mod credentials;
+#[cfg(feature = "sqlite")]
 mod db;
 #[cfg(feature = "sqlite")]
 mod identities;
@@ -111,6 +121,12 @@ mod sessions;
 
 pub use error::StoreError;
 
+#[cfg(feature = "sqlite")]
+pub use audit::SqliteAuditStore;
+#[cfg(feature = "sqlite")]
+pub use credentials::{
+    SqliteCredentialStore, SqliteKeyMetaStore, vault_stack, vault_stores,
+};
 #[cfg(feature = "sqlite")]
 pub use db::{SQLITE_MIGRATIONS, SqliteDatabase};
 #[cfg(feature = "sqlite")]

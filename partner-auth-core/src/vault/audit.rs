@@ -696,7 +696,7 @@ impl AuditLog {
             };
             let mut entry = AuditEntry {
                 seq,
-                at: self.clock.now().to_offset(time::UtcOffset::UTC),
+                at: super::to_stored_precision(self.clock.now()),
                 partner: event.partner.clone(),
                 actor: event.actor.clone(),
                 impersonator: event.impersonator.clone(),
@@ -780,7 +780,7 @@ impl AuditLog {
             seq: last_old.seq,
             hash: last_old.hash,
             key_id: self.key.id().clone(),
-            at: self.clock.now().to_offset(time::UtcOffset::UTC),
+            at: super::to_stored_precision(self.clock.now()),
             mac: ChainHash::default(),
         };
         anchor.mac = anchor.compute_mac(&self.key);

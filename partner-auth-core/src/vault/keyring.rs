@@ -186,7 +186,7 @@ impl VaultKeyring {
         clock: Arc<dyn Clock>,
         wrap_limit: u64,
     ) -> Result<Self, Error> {
-        let now = clock.now();
+        let now = super::to_stored_precision(clock.now());
         let mut loaded = BTreeMap::new();
         let mut primary = None;
         for kek in keys {
@@ -231,7 +231,7 @@ impl VaultKeyring {
     }
 
     async fn record_primary(&self, primary: &KekId) -> Result<(), Error> {
-        let now = self.clock.now();
+        let now = super::to_stored_precision(self.clock.now());
         for meta in self.meta.list().await? {
             if meta.state == KeyState::Primary && &meta.id != primary {
                 self.meta
@@ -266,7 +266,7 @@ impl VaultKeyring {
 
     /// Phase one of a rotation: loads `kek` for opening only.
     pub async fn stage(&self, kek: Kek) -> Result<(), Error> {
-        let stored = self.meta.register(kek.id(), self.clock.now()).await?;
+        let stored = self.meta.register(kek.id(), super::to_stored_precision(self.clock.now())).await?;
         if stored.state == KeyState::Retired {
             return Err(VaultError::KeyRetired(kek.id().to_string()).into());
         }
@@ -311,7 +311,7 @@ impl VaultKeyring {
         }
         if !self
             .meta
-            .set_state(id, KeyState::Retired, self.clock.now())
+            .set_state(id, KeyState::Retired, super::to_stored_precision(self.clock.now()))
             .await?
         {
             return Err(VaultError::UnknownKey.into());

@@ -73,6 +73,14 @@ pub use sink::AuditEvents;
 pub use stack::{VaultStack, VaultStores};
 pub use store::CredentialStore;
 
+/// `at` in UTC, cut to whole microseconds: the precision every store keeps,
+/// so a record or audit entry reads back exactly as it was hashed.
+pub fn to_stored_precision(at: time::OffsetDateTime) -> time::OffsetDateTime {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    at.replace_nanosecond(at.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(at)
+}
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 

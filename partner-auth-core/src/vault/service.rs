@@ -216,7 +216,7 @@ impl CredentialService {
             .or_else(|| ctx.actor.clone())
             .ok_or(VaultError::Invalid("owner"))?;
 
-        let now = self.clock.now();
+        let now = super::to_stored_precision(self.clock.now());
         let mut record = CredentialRecord {
             id,
             partner: ctx.partner.clone(),
@@ -318,7 +318,7 @@ impl CredentialService {
             .generation
             .checked_add(1)
             .ok_or(VaultError::Invalid("generation"))?;
-        after.rotated_at = self.clock.now();
+        after.rotated_at = super::to_stored_precision(self.clock.now());
         after.rotation = RotationState::Current;
         after.expires_at = expires_at.or(before.expires_at);
         after.sealed = self.seal(&after, secret.expose_secret()).await?;
@@ -348,7 +348,7 @@ impl CredentialService {
         let before = self.active(ctx, id).await?;
         let mut after = before.clone();
         after.status = CredentialStatus::Revoked;
-        after.revoked_at = Some(self.clock.now());
+        after.revoked_at = Some(super::to_stored_precision(self.clock.now()));
         after.sealed = Sealed::default();
         after.kek_id = None;
         if !self.store.replace(&before, &after).await? {

@@ -27,9 +27,9 @@ fn kek(s: &str) -> KekId {
     KekId::new(s).expect("valid key id")
 }
 
-/// A fixed instant with sub-second digits, so stores must keep them.
+/// A fixed instant with microsecond digits, the precision stores keep.
 pub fn base_time() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(1_790_000_000_123_456_789).expect("valid time")
+    OffsetDateTime::from_unix_timestamp_nanos(1_790_000_000_123_456_000).expect("valid time")
 }
 
 /// A record of `partner` with placeholder envelope bytes under key `k1`.
