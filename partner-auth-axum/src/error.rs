@@ -86,6 +86,7 @@ impl From<Error> for ApiError {
             Error::Conflict { .. } => (S::CONFLICT, "conflict"),
             Error::Forbidden { .. } => (S::FORBIDDEN, "forbidden"),
             Error::Store(_) => (S::SERVICE_UNAVAILABLE, "store_unavailable"),
+            Error::Google(g) => (google_status(g), g.code()),
             _ => (S::INTERNAL_SERVER_ERROR, "internal"),
         };
         if status.is_server_error() {
@@ -99,6 +100,24 @@ impl From<Error> for ApiError {
             return Self::new(status, code, message);
         }
         Self::new(status, code, error.to_string())
+    }
+}
+
+/// Status of a failed Google sign-in: 400 for a bad, stale or replayed
+/// callback or a refused ID token, 403 when the identity may not sign in,
+/// 502 or 503 when the provider or the flow store is unavailable.
+fn google_status(error: &partner_auth_core::google::GoogleError) -> StatusCode {
+    use partner_auth_core::google::GoogleError as G;
+    if error.is_bad_request() || matches!(error, G::AccessDenied | G::ProviderError) {
+        StatusCode::BAD_REQUEST
+    } else if error.is_forbidden() {
+        StatusCode::FORBIDDEN
+    } else if matches!(error, G::TooManyFlows) {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if matches!(error, G::Config(_)) {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::BAD_GATEWAY
     }
 }
 

@@ -71,6 +71,7 @@ pub mod body;
 pub mod cookies;
 pub mod error;
 pub mod extract;
+pub mod google_routes;
 pub mod routes;
 pub mod serve;
 pub mod state;

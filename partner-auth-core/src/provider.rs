@@ -162,14 +162,10 @@ impl AuthProvider for MockProvider {
     }
 
     async fn authenticate(&self, proof: LoginProof) -> Result<ExternalIdentity, Error> {
-        #[allow(unreachable_patterns)] // Other proofs arrive with other providers' features.
-        let user = match proof {
-            LoginProof::Mock { user } => user,
-            _ => {
-                return Err(Error::Forbidden {
-                    reason: "wrong login kind",
-                });
-            }
+        let LoginProof::Mock { user } = proof else {
+            return Err(Error::Forbidden {
+                reason: "wrong login kind",
+            });
         };
         let user = self.directory.find_user(&user).ok_or(Error::UnknownUser)?;
 

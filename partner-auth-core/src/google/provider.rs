@@ -629,18 +629,15 @@ impl AuthProvider for GoogleProvider {
     }
 
     async fn authenticate(&self, proof: LoginProof) -> Result<ExternalIdentity, Error> {
-        #[allow(unreachable_patterns)] // Other proofs arrive with other providers.
-        let (flow_id, state, code) = match proof {
-            LoginProof::AuthorizationCode {
-                flow_id,
-                state,
-                code,
-            } => (flow_id, state, code),
-            _ => {
-                return Err(Error::Forbidden {
-                    reason: "wrong login kind",
-                });
-            }
+        let LoginProof::AuthorizationCode {
+            flow_id,
+            state,
+            code,
+        } = proof
+        else {
+            return Err(Error::Forbidden {
+                reason: "wrong login kind",
+            });
         };
         let flow_id = FlowId::parse(flow_id.expose_secret()).ok_or(GoogleError::FlowNotFound)?;
         self.complete(&flow_id, state.expose_secret(), &code)
