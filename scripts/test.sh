@@ -3,7 +3,8 @@
 # test suite (unit, store conformance on SQLite files, HTTP tests against the
 # example server, the Google flow against a local OpenID provider process).
 # It installs nothing globally that a fresh machine of this kind lacks for
-# these steps; every server it needs is started by the tests on 127.0.0.1 and
+# these steps except cargo-fuzz, which it installs with cargo when missing;
+# every server it needs is started by the tests on 127.0.0.1 and
 # stopped when they end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,5 +28,19 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "tests"
 cargo test --workspace --no-fail-fast
+
+step "fuzz targets (stable toolchain, no sanitizer)"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked --version 0.13.2
+fi
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+(
+  cd fuzz
+  cargo fuzz build -s none
+  for target in $(cargo fuzz list); do
+    echo "-- $target for ${FUZZ_SECONDS}s"
+    cargo fuzz run -s none "$target" -- -max_total_time="$FUZZ_SECONDS" -max_len=16384 2>&1 | tail -n 1
+  done
+)
 
 step "done"

@@ -153,6 +153,14 @@ impl SessionManager {
         })
     }
 
+    /// Now, cut to whole microseconds: the precision every store keeps, so a
+    /// session reads back exactly as it was written.
+    fn now(&self) -> time::OffsetDateTime {
+        let now = self.clock.now();
+        now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(now)
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn SessionStore> {
         &self.store
@@ -199,7 +207,7 @@ impl SessionManager {
             });
             return Err(Error::UserDisabled);
         }
-        let now = self.clock.now();
+        let now = self.now();
         let lifetime = if remember_me {
             self.config.remember_me_lifetime
         } else {
@@ -268,7 +276,7 @@ impl SessionManager {
         // our write; the store's compare-and-swap refuses, and we look again.
         for _ in 0..4 {
             let session = self.live_session(record.session_id).await?;
-            let now = self.clock.now();
+            let now = self.now();
             let next = RefreshToken::generate();
 
             if record.generation == session.refresh_generation {
@@ -346,7 +354,7 @@ impl SessionManager {
     /// absolute or idle lifetime (an idle session is revoked on the way).
     async fn live_session(&self, id: SessionId) -> Result<Session, Error> {
         let session = self.store.get(id).await?.ok_or(Error::SessionNotFound)?;
-        let now = self.clock.now();
+        let now = self.now();
         if session.revoked_at.is_some() {
             return Err(Error::SessionRevoked);
         }
@@ -368,7 +376,7 @@ impl SessionManager {
             .get(claims.sid)
             .await?
             .ok_or(Error::SessionNotFound)?;
-        let now = self.clock.now();
+        let now = self.now();
         if session.revoked_at.is_some() {
             return Err(Error::SessionRevoked);
         }
@@ -415,7 +423,7 @@ impl SessionManager {
         reason: RevokeReason,
         by: Option<&UserId>,
     ) -> Result<(), Error> {
-        let now = self.clock.now();
+        let now = self.now();
         if self.store.revoke(session.id, reason, now).await? {
             self.events.emit(&SecurityEvent::SessionRevoked {
                 user: session.user_id.clone(),
@@ -433,7 +441,7 @@ impl SessionManager {
         self.store
             .list(&SessionFilter {
                 user: Some(principal.user().clone()),
-                active_at: Some(self.clock.now()),
+                active_at: Some(self.now()),
                 ..SessionFilter::default()
             })
             .await
@@ -481,7 +489,7 @@ impl SessionManager {
             .list(&SessionFilter {
                 partner,
                 user: user.cloned(),
-                active_at: Some(self.clock.now()),
+                active_at: Some(self.now()),
             })
             .await
     }
@@ -508,7 +516,7 @@ impl SessionManager {
             .store
             .list(&SessionFilter {
                 user: Some(user.clone()),
-                active_at: Some(self.clock.now()),
+                active_at: Some(self.now()),
                 ..SessionFilter::default()
             })
             .await?;
