@@ -24,6 +24,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve,
+    /// Check the Google sign-in settings (`PARTNER_AUTH_GOOGLE_*`) the way
+    /// the Google console will; exit code 0 only when all pass.
+    CheckGoogle {
+        /// Skip the discovery request to the issuer.
+        #[arg(long)]
+        offline: bool,
+    },
 }
 
 /// Every setting of the server.

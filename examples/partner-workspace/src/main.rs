@@ -16,6 +16,7 @@
 //! scripts and tests can start the server on port 0 and find it.
 
 mod config;
+mod google;
 
 use std::sync::Arc;
 
@@ -23,10 +24,10 @@ use anyhow::Context;
 use clap::Parser;
 use partner_auth_axum::{AuthState, CookieSettings, app, routes, serve};
 use partner_auth_core::{
-    AuthProvider, Directory, EventFanout, KeyRing, RunMode, SessionManager, SystemClock,
-    TokenIssuer, TracingEvents,
+    AuthProvider, Directory, EventFanout, KeyRing, MemoryVault, RunMode, SessionManager,
+    SystemClock, TokenIssuer, TracingEvents,
 };
-use partner_auth_sqlx::{SqliteDatabase, SqliteSessionStore};
+use partner_auth_sqlx::{SqliteDatabase, SqliteIdentityStore, SqliteSessionStore};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Cli, Command, ServeArgs};
@@ -44,6 +45,9 @@ fn main() -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(run(cli.serve)),
+        Command::CheckGoogle { offline } => {
+            std::process::exit(runtime.block_on(google::run_check_google(offline)))
+        }
     }
 }
 
@@ -95,14 +99,24 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )?);
 
     let mock = mock_provider(&args, directory.clone(), mode)?;
+    let cookies = CookieSettings {
+        secure: args.serves_https(),
+    };
+    // Google sign-in is on when PARTNER_AUTH_GOOGLE_CLIENT_ID is set. Provider
+    // refresh tokens are kept in memory here; a sealed vault can replace it.
+    let google = google::router_from_env(
+        sessions.clone(),
+        Arc::new(SqliteIdentityStore::new(&db)),
+        Arc::new(MemoryVault::new()),
+        cookies,
+    )
+    .await?;
     let state = AuthState {
         sessions,
         mock,
-        cookies: CookieSettings {
-            secure: args.serves_https(),
-        },
+        cookies,
     };
-    let router = app([routes::router(state)]);
+    let router = app([routes::router(state)].into_iter().chain(google));
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

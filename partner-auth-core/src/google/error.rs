@@ -77,7 +77,7 @@ pub enum GoogleError {
     #[error("provider discovery failed: {0}")]
     Discovery(&'static str),
     /// An HTTP request to the provider failed (connection, timeout, status).
-    #[error("request to the provider's {what} failed")]
+    #[error("request to the provider failed ({what})")]
     Unreachable {
         /// Which endpoint: `discovery`, `keys` or `token endpoint`.
         what: &'static str,
