@@ -75,6 +75,7 @@ pub mod google_routes;
 pub mod routes;
 pub mod serve;
 pub mod state;
+pub mod vault_routes;
 pub mod views;
 
 pub use cookies::CookieSettings;

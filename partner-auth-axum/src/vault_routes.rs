@@ -1,0 +1,330 @@
+//! Credential and audit routes.
+//!
+//! | route | entitlement | does |
+//! | --- | --- | --- |
+//! | `GET /api/credentials` | `view_credentials` | metadata of the partner's credentials |
+//! | `POST /api/credentials` | `manage_credentials` | seals and stores a new credential |
+//! | `POST /api/credentials/{id}/rotate` | `manage_credentials` | replaces the secret |
+//! | `POST /api/credentials/{id}/reveal` | `reveal_credentials` | returns the secret, audited |
+//! | `DELETE /api/credentials/{id}` | `manage_credentials` | revokes it and erases the secret |
+//! | `GET /api/audit` | `view_audit` | the partner's audit entries, newest first |
+//! | `GET /api/audit/export?format=jsonl\|csv` | `export_audit` | the partner's entries as a file |
+//!
+//! Every query is scoped to the caller's partner: another partner's
+//! credential id answers 404 `not_found`, exactly like an id that does not
+//! exist. Responses carrying a secret are marked `Cache-Control: no-store`.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRef, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use partner_auth_core::vault::{
+    AuditContext, AuditFilter, AuditLog, Channel, CredentialKind, CredentialService,
+    ExportFormat, NewCredential, VaultError,
+};
+use partner_auth_core::{CredentialId, Entitlement, Error, SessionManager};
+use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::body::JsonBody;
+use crate::extract::{Caller, CredentialSource};
+use crate::ApiError;
+
+/// What the vault routes need.
+#[derive(Clone)]
+pub struct VaultState {
+    /// Authenticates callers.
+    pub sessions: Arc<SessionManager>,
+    /// Credentials.
+    pub credentials: Arc<CredentialService>,
+    /// The audit log.
+    pub audit: Arc<AuditLog>,
+}
+
+impl std::fmt::Debug for VaultState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultState").finish_non_exhaustive()
+    }
+}
+
+impl FromRef<VaultState> for Arc<SessionManager> {
+    fn from_ref(state: &VaultState) -> Self {
+        state.sessions.clone()
+    }
+}
+
+/// The credential and audit routes, with their state.
+pub fn router(state: VaultState) -> Router {
+    Router::new()
+        .route("/api/credentials", get(list).post(create))
+        .route("/api/credentials/{id}", axum::routing::delete(revoke))
+        .route("/api/credentials/{id}/rotate", post(rotate))
+        .route("/api/credentials/{id}/reveal", post(reveal))
+        .route("/api/audit", get(audit))
+        .route("/api/audit/export", get(export))
+        .with_state(state)
+}
+
+/// The HTTP form of a vault error: a missing or foreign credential is 404,
+/// a refusal by policy 403, a revoked one 409, bad input 400; an envelope
+/// that does not open is logged and reported as a 500 without detail.
+pub fn vault_error(error: Error) -> ApiError {
+    let Error::Vault(v) = &error else {
+        return ApiError::from(error);
+    };
+    match v {
+        VaultError::NotFound => ApiError::not_found(),
+        VaultError::Revoked => ApiError::new(
+            StatusCode::CONFLICT,
+            "credential_revoked",
+            "the credential was revoked",
+        ),
+        VaultError::Concurrent => ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "the credential changed meanwhile; try again",
+        ),
+        VaultError::RotationOverdue => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "rotation_overdue",
+            "the credential is overdue for rotation; rotate it first",
+        ),
+        VaultError::Invalid(_) | VaultError::SecretLength { .. } => {
+            ApiError::bad_request("invalid_input", v.to_string())
+        }
+        VaultError::KeyExhausted(_) => {
+            tracing::error!(error = %v, "vault refused to seal");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "vault_unavailable",
+                "the vault can not seal right now",
+            )
+        }
+        _ => {
+            tracing::error!(error = %v, "vault failure");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "vault_error",
+                "the credential could not be read",
+            )
+        }
+    }
+}
+
+fn context(caller: &Caller) -> AuditContext {
+    let channel = match caller.source {
+        CredentialSource::Bearer => Channel::Api,
+        CredentialSource::Cookie => Channel::Web,
+    };
+    AuditContext::from_principal(caller.principal(), channel)
+}
+
+fn parse_id(raw: &str) -> Result<CredentialId, ApiError> {
+    // A malformed id is as unknown as a foreign one.
+    raw.parse().map_err(|_| ApiError::not_found())
+}
+
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn list(State(state): State<VaultState>, caller: Caller) -> Result<Response, ApiError> {
+    caller.require_entitlement(Entitlement::ViewCredentials)?;
+    let items = state
+        .credentials
+        .list(&context(&caller))
+        .await
+        .map_err(vault_error)?;
+    Ok(Json(json!({ "credentials": items })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    kind: CredentialKind,
+    label: String,
+    #[serde(default)]
+    broker: Option<String>,
+    secret: SecretString,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+}
+
+async fn create(
+    State(state): State<VaultState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> Result<Response, ApiError> {
+    caller.require_entitlement(Entitlement::ManageCredentials)?;
+    let new = NewCredential {
+        kind: body.kind,
+        owner: None,
+        label: body.label,
+        broker: body.broker,
+        reference: None,
+        expires_at: body.expires_at,
+        secret: SecretSlice::from(body.secret.expose_secret().as_bytes().to_vec()),
+    };
+    let meta = state
+        .credentials
+        .create(&context(&caller), new)
+        .await
+        .map_err(vault_error)?;
+    Ok((StatusCode::CREATED, Json(meta)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateBody {
+    secret: SecretString,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+}
+
+async fn rotate(
+    State(state): State<VaultState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<RotateBody>,
+) -> Result<Response, ApiError> {
+    caller.require_entitlement(Entitlement::ManageCredentials)?;
+    let id = parse_id(&id)?;
+    let secret = SecretSlice::from(body.secret.expose_secret().as_bytes().to_vec());
+    let meta = state
+        .credentials
+        .rotate(&context(&caller), id, secret, body.expires_at)
+        .await
+        .map_err(vault_error)?;
+    Ok(Json(meta).into_response())
+}
+
+async fn reveal(
+    State(state): State<VaultState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require_entitlement(Entitlement::RevealCredentials)?;
+    let id = parse_id(&id)?;
+    let secret = state
+        .credentials
+        .reveal(&context(&caller), id)
+        .await
+        .map_err(vault_error)?;
+    let bytes = secret.expose_secret();
+    let body = match std::str::from_utf8(bytes) {
+        Ok(text) => json!({ "id": id, "encoding": "utf8", "secret": text }),
+        Err(_) => json!({
+            "id": id,
+            "encoding": "base64",
+            "secret": base64::engine::general_purpose::STANDARD.encode(bytes),
+        }),
+    };
+    Ok(no_store(Json(body).into_response()))
+}
+
+async fn revoke(
+    State(state): State<VaultState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require_entitlement(Entitlement::ManageCredentials)?;
+    let id = parse_id(&id)?;
+    let meta = state
+        .credentials
+        .revoke(&context(&caller), id)
+        .await
+        .map_err(vault_error)?;
+    Ok(Json(meta).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    from: Option<String>,
+    to: Option<String>,
+    before: Option<u64>,
+    limit: Option<usize>,
+    format: Option<String>,
+}
+
+fn parse_time(value: Option<&str>, name: &'static str) -> Result<Option<OffsetDateTime>, ApiError> {
+    value
+        .map(|v| {
+            OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {
+                ApiError::bad_request("invalid_query", format!("{name} must be an RFC 3339 time"))
+            })
+        })
+        .transpose()
+}
+
+fn query(q: Result<Query<AuditQuery>, QueryRejection>) -> Result<AuditQuery, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|_| ApiError::bad_request("invalid_query", "unknown or malformed query parameter"))
+}
+
+async fn audit(
+    State(state): State<VaultState>,
+    caller: Caller,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require_entitlement(Entitlement::ViewAudit)?;
+    let q = query(q)?;
+    let filter = AuditFilter {
+        from: parse_time(q.from.as_deref(), "from")?,
+        to: parse_time(q.to.as_deref(), "to")?,
+        cursor: q.before,
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        newest_first: true,
+    };
+    let entries = state
+        .audit
+        .list(caller.partner(), &filter)
+        .await
+        .map_err(vault_error)?;
+    let next = (entries.len() == filter.limit)
+        .then(|| entries.last().map(|e| e.seq))
+        .flatten();
+    Ok(Json(json!({ "entries": entries, "next_before": next })).into_response())
+}
+
+async fn export(
+    State(state): State<VaultState>,
+    caller: Caller,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require_entitlement(Entitlement::ExportAudit)?;
+    let q = query(q)?;
+    let (format, content_type, ext) = match q.format.as_deref() {
+        Some("jsonl") | None => (ExportFormat::Jsonl, "application/x-ndjson", "jsonl"),
+        Some("csv") => (ExportFormat::Csv, "text/csv; charset=utf-8", "csv"),
+        Some(_) => {
+            return Err(ApiError::bad_request("invalid_query", "format must be jsonl or csv"));
+        }
+    };
+    let from = parse_time(q.from.as_deref(), "from")?;
+    let to = parse_time(q.to.as_deref(), "to")?;
+    let body = state
+        .audit
+        .export(caller.partner(), from, to, format)
+        .await
+        .map_err(vault_error)?;
+    let disposition = format!("attachment; filename=\"audit-{}.{ext}\"", caller.partner());
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(no_store(response))
+}
