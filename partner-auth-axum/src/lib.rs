@@ -43,6 +43,8 @@
 //!   vault, Google sign-in) bring routers of their own, and [`app`] merges
 //!   them under the shared layers: JSON 404/405, a 64 KiB body limit and a
 //!   tracing span per request.
+//! - [`google_routes::router`] mounts `GET /api/login/google` and its
+//!   callback over a `partner_auth_core::google::GoogleSignIn`.
 //! - [`Caller`] is the authenticated caller. It takes the access token from
 //!   `Authorization: Bearer` or the `pa_access` cookie, verifies it, and
 //!   checks that the session is still live in the store, so a revoked

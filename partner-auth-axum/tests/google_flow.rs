@@ -450,13 +450,16 @@ async fn google_pkce_verifier_sent_to_token_endpoint() {
     assert_eq!(computed, challenge);
 }
 
+/// Turns the issued state into the one presented (`None`: left out).
+type Mutation = fn(&str) -> Option<String>;
+
 /// G4: every wrong state gets 400, the token endpoint is never called, and
 /// no session is created.
 #[tokio::test]
 async fn google_state_mismatch_variants() {
     let h = Harness::start().await;
 
-    let mutations: [(&str, fn(&str) -> Option<String>); 5] = [
+    let mutations: [(&str, Mutation); 5] = [
         ("last character changed", |s| {
             let mut t = s[..s.len() - 1].to_owned();
             t.push(if s.ends_with('A') { 'B' } else { 'A' });

@@ -42,7 +42,10 @@
 //! ## Concepts
 //!
 //! - [`AuthProvider`] turns an external login into an [`ExternalIdentity`];
-//!   `MockProvider` (feature `dev-mock`) is the development login.
+//!   `MockProvider` (feature `dev-mock`) is the development login;
+//!   `google::GoogleProvider` (feature `google`) is Google or any OpenID
+//!   Connect provider, and `google::GoogleSignIn` turns its logins into
+//!   sessions.
 //! - [`Directory`] holds partner profiles and users, loaded from seed data;
 //!   [`Role`]s map to [`Entitlement`]s per partner profile.
 //! - [`SessionStore`] persists [`Session`]s and refresh-token digests; its
@@ -69,7 +72,7 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `dev-mock` | no | `MockProvider`, refused in [`RunMode::Production`] |
-//! | `google` | yes | the Google / OpenID provider dependencies |
+//! | `google` | yes | the `google` module: Google / OpenID Connect sign-in |
 //! | `testing` | no | the store conformance suite in `testing`, for backend tests |
 
 pub mod clock;

@@ -53,8 +53,8 @@ pub use check::{
 };
 pub use error::{GoogleError, IdTokenRejection};
 pub use flow::{
-    FlowId, FlowStore, MAX_RETURN_PATH_LEN, MemoryFlowStore, PendingLogin, RANDOM_TOKEN_LEN,
-    ReturnPath, secrets_equal,
+    FlowId, FlowStore, MAX_RETURN_PATH_LEN, MEMORY_FLOW_CAPACITY, MemoryFlowStore, PendingLogin,
+    RANDOM_TOKEN_LEN, ReturnPath, secrets_equal,
 };
 pub use id_token::{
     IdTokenRules, IdTokenVerifier, IssuerRule, MAX_ID_TOKEN_LEN, VerifiedIdToken, email_verified,

@@ -1087,3 +1087,46 @@ fn google_errors_carry_fixed_texts() {
         );
     }
 }
+
+// ---- parsers of untrusted input never panic ----
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn return_path_accepts_only_safe_paths(s in "\\PC{0,80}|/[ -~]{0,80}") {
+            if let Some(path) = ReturnPath::parse(&s) {
+                let p = path.as_str();
+                prop_assert!(p.starts_with('/'));
+                prop_assert!(!p.contains("//") && !p.contains('\\'));
+                prop_assert!(p.bytes().all(|b| b.is_ascii_graphic()));
+            }
+        }
+
+        #[test]
+        fn secrets_equal_is_string_equality(a in "[a-c]{0,4}", b in "[a-c]{0,4}") {
+            prop_assert_eq!(secrets_equal(&a, &b), a == b);
+        }
+
+        #[test]
+        fn cache_control_parsing_never_panics(s in "\\PC{0,64}") {
+            let _ = parse_max_age(&s);
+        }
+
+        #[test]
+        fn jwks_parsing_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = parse_jwks(&bytes);
+        }
+
+        #[test]
+        fn id_token_garbage_is_refused_without_panic(s in "[A-Za-z0-9_.-]{0,300}") {
+            let f = fixture();
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let result = runtime.block_on(f.verifier.verify(&s, NONCE));
+            prop_assert!(result.is_err());
+        }
+    }
+}
