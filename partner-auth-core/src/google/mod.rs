@@ -19,6 +19,46 @@
 //!    [`Vault`](crate::Vault); a response without one never replaces it.
 //! 5. The session records [`AuthMode::Google`](crate::AuthMode::Google).
 //!
+//! ## Quick start
+//!
+//! ```no_run
+//! # async fn run(sessions: std::sync::Arc<partner_auth_core::SessionManager>)
+//! # -> Result<(), partner_auth_core::Error> {
+//! use std::sync::Arc;
+//! use partner_auth_core::MemoryVault;
+//! use partner_auth_core::google::{
+//!     BeginLogin, GoogleProvider, GoogleSignIn, MemoryIdentityStore, ReturnPath,
+//! };
+//! use secrecy::SecretString;
+//!
+//! let provider = GoogleProvider::builder(
+//!     "123456789012-abc.apps.googleusercontent.com",
+//!     SecretString::from(std::env::var("GOOGLE_CLIENT_SECRET").unwrap_or_default()),
+//!     "https://app.example.com/api/login/google/callback",
+//! )?
+//! .vault(Arc::new(MemoryVault::new()))
+//! .discover() // GET https://accounts.google.com/.well-known/openid-configuration
+//! .await?;
+//! let sign_in = GoogleSignIn::new(
+//!     Arc::new(provider),
+//!     Arc::new(MemoryIdentityStore::new()),
+//!     sessions,
+//! );
+//!
+//! // Start: send the browser to `authorization_url`, keep `flow_id` in a cookie.
+//! let started = sign_in
+//!     .begin(BeginLogin {
+//!         return_to: ReturnPath::parse("/workspace").unwrap_or_default(),
+//!         ..BeginLogin::default()
+//!     })
+//!     .await?;
+//! # let (state, code) = (String::new(), SecretString::from(String::new()));
+//! // Callback: the flow id from the cookie, `state` and `code` from the query.
+//! let signed_in = sign_in.complete(&started.flow_id, &state, &code).await?;
+//! assert_eq!(signed_in.issued.session.auth_mode.as_str(), "google");
+//! # Ok(()) }
+//! ```
+//!
 //! ## When consent is asked for
 //!
 //! Google returns a refresh token only when the consent screen was shown.
