@@ -28,16 +28,23 @@ fn provider_binary() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "--quiet", "-p", "partner-auth-test-oidc"])
-                .current_dir(&workspace)
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building the test provider failed");
             // target/<profile>/deps/<this test> -> target/<profile>/
             let exe = std::env::current_exe().expect("test executable path");
-            let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+            let profile_dir = exe
+                .parent()
+                .and_then(|d| d.parent())
+                .expect("target dir")
+                .to_owned();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut build = Command::new(cargo);
+            build
+                .args(["build", "--quiet", "-p", "partner-auth-test-oidc"])
+                .current_dir(&workspace);
+            if profile_dir.ends_with("release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("cargo runs");
+            assert!(status.success(), "building the test provider failed");
             profile_dir.join(format!(
                 "partner-auth-test-oidc{}",
                 std::env::consts::EXE_SUFFIX

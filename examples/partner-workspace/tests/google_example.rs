@@ -20,14 +20,18 @@ fn provider_binary() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+            let example = PathBuf::from(env!("CARGO_BIN_EXE_partner-workspace"));
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
+            let mut build = Command::new(cargo);
+            build
                 .args(["build", "--quiet", "-p", "partner-auth-test-oidc"])
-                .current_dir(&workspace)
-                .status()
-                .expect("cargo runs");
+                .current_dir(&workspace);
+            if example.parent().is_some_and(|d| d.ends_with("release")) {
+                build.arg("--release");
+            }
+            let status = build.status().expect("cargo runs");
             assert!(status.success(), "building the test provider failed");
-            PathBuf::from(env!("CARGO_BIN_EXE_partner-workspace")).with_file_name(format!(
+            example.with_file_name(format!(
                 "partner-auth-test-oidc{}",
                 std::env::consts::EXE_SUFFIX
             ))
