@@ -43,14 +43,26 @@ fn vault(c: &mut Criterion) {
         b.iter(|| {
             let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
             cipher
-                .encrypt(&nonce, Payload { msg: black_box(&secret), aad })
+                .encrypt(
+                    &nonce,
+                    Payload {
+                        msg: black_box(&secret),
+                        aad,
+                    },
+                )
                 .expect("encrypt")
         });
     });
     group.bench_function("bare_aes256gcm_decrypt", |b| {
         b.iter(|| {
             cipher
-                .decrypt(&nonce, Payload { msg: black_box(&bare), aad })
+                .decrypt(
+                    &nonce,
+                    Payload {
+                        msg: black_box(&bare),
+                        aad,
+                    },
+                )
                 .expect("decrypt")
         });
     });

@@ -24,8 +24,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use partner_auth_core::vault::{
-    AuditContext, AuditFilter, AuditLog, Channel, CredentialKind, CredentialService,
-    ExportFormat, NewCredential, VaultError,
+    AuditContext, AuditFilter, AuditLog, Channel, CredentialKind, CredentialService, ExportFormat,
+    NewCredential, VaultError,
 };
 use partner_auth_core::{CredentialId, Entitlement, Error, SessionManager};
 use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
@@ -34,9 +34,9 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::ApiError;
 use crate::body::JsonBody;
 use crate::extract::{Caller, CredentialSource};
-use crate::ApiError;
 
 /// What the vault routes need.
 #[derive(Clone)]
@@ -309,7 +309,10 @@ async fn export(
         Some("jsonl") | None => (ExportFormat::Jsonl, "application/x-ndjson", "jsonl"),
         Some("csv") => (ExportFormat::Csv, "text/csv; charset=utf-8", "csv"),
         Some(_) => {
-            return Err(ApiError::bad_request("invalid_query", "format must be jsonl or csv"));
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "format must be jsonl or csv",
+            ));
         }
     };
     let from = parse_time(q.from.as_deref(), "from")?;

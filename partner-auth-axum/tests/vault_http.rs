@@ -50,7 +50,12 @@ async fn app() -> App {
     .await
     .unwrap();
     let sink = stack.audit_events(64);
-    let issuer = TokenIssuer::new(KeyRing::generate().unwrap(), TokenConfig::default(), clock.clone()).unwrap();
+    let issuer = TokenIssuer::new(
+        KeyRing::generate().unwrap(),
+        TokenConfig::default(),
+        clock.clone(),
+    )
+    .unwrap();
     let sessions = Arc::new(
         SessionManager::new(
             Arc::new(MemorySessionStore::new()),
@@ -67,35 +72,63 @@ async fn app() -> App {
         credentials: stack.credentials.clone(),
         audit: stack.audit.clone(),
     };
-    App { router: router(state), sink, sessions, directory }
+    App {
+        router: router(state),
+        sink,
+        sessions,
+        directory,
+    }
 }
 
 impl App {
     async fn token(&self, user: &str) -> String {
         let user = self.directory.find_user(user).unwrap();
-        self.sessions.login(user, AuthMode::Mock, false).await.unwrap().access.token.clone()
+        self.sessions
+            .login(user, AuthMode::Mock, false)
+            .await
+            .unwrap()
+            .access
+            .token
+            .clone()
     }
 
-    async fn call(&self, token: Option<&str>, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value, axum::http::HeaderMap) {
+    async fn call(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value, axum::http::HeaderMap) {
         let (status, bytes, headers) = self.raw(token, method, uri, body).await;
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, value, headers)
     }
 
-    async fn raw(&self, token: Option<&str>, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Vec<u8>, axum::http::HeaderMap) {
+    async fn raw(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Vec<u8>, axum::http::HeaderMap) {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
         let req = match body {
-            Some(b) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())),
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string())),
             None => req.body(Body::empty()),
         }
         .unwrap();
         let response = self.router.clone().oneshot(req).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap().to_vec();
+        let bytes = to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec();
         (status, bytes, headers)
     }
 }
@@ -109,42 +142,104 @@ async fn credential_lifecycle_over_http() {
     let app = app().await;
     let nikhil = app.token("nikhil").await;
 
-    let (status, made, _) = app.call(Some(&nikhil), "POST", "/api/credentials", Some(new_key("kite-secret-1"))).await;
+    let (status, made, _) = app
+        .call(
+            Some(&nikhil),
+            "POST",
+            "/api/credentials",
+            Some(new_key("kite-secret-1")),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(made["kind"], "api_key");
     assert_eq!(made["generation"], 0);
     assert!(!made.to_string().contains("kite-secret"));
     let id = made["id"].as_str().unwrap().to_owned();
 
-    let (status, listed, _) = app.call(Some(&nikhil), "GET", "/api/credentials", None).await;
+    let (status, listed, _) = app
+        .call(Some(&nikhil), "GET", "/api/credentials", None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listed["credentials"][0]["id"], id.as_str());
     assert!(!listed.to_string().contains("kite-secret"));
 
-    let (status, shown, headers) = app.call(Some(&nikhil), "POST", &format!("/api/credentials/{id}/reveal"), None).await;
+    let (status, shown, headers) = app
+        .call(
+            Some(&nikhil),
+            "POST",
+            &format!("/api/credentials/{id}/reveal"),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(shown["secret"], "kite-secret-1");
     assert_eq!(headers[header::CACHE_CONTROL], "no-store");
 
-    let (status, rotated, _) = app.call(Some(&nikhil), "POST", &format!("/api/credentials/{id}/rotate"), Some(json!({"secret": "kite-secret-2"}))).await;
+    let (status, rotated, _) = app
+        .call(
+            Some(&nikhil),
+            "POST",
+            &format!("/api/credentials/{id}/rotate"),
+            Some(json!({"secret": "kite-secret-2"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(rotated["generation"], 1);
-    let (_, shown, _) = app.call(Some(&nikhil), "POST", &format!("/api/credentials/{id}/reveal"), None).await;
+    let (_, shown, _) = app
+        .call(
+            Some(&nikhil),
+            "POST",
+            &format!("/api/credentials/{id}/reveal"),
+            None,
+        )
+        .await;
     assert_eq!(shown["secret"], "kite-secret-2");
 
-    let (status, revoked, _) = app.call(Some(&nikhil), "DELETE", &format!("/api/credentials/{id}"), None).await;
+    let (status, revoked, _) = app
+        .call(
+            Some(&nikhil),
+            "DELETE",
+            &format!("/api/credentials/{id}"),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(revoked["status"], "revoked");
-    let (status, body, _) = app.call(Some(&nikhil), "POST", &format!("/api/credentials/{id}/reveal"), None).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::CONFLICT, Some("credential_revoked")));
+    let (status, body, _) = app
+        .call(
+            Some(&nikhil),
+            "POST",
+            &format!("/api/credentials/{id}/reveal"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("credential_revoked"))
+    );
 
-    let (status, audit, _) = app.call(Some(&nikhil), "GET", "/api/audit?limit=50", None).await;
+    let (status, audit, _) = app
+        .call(Some(&nikhil), "GET", "/api/audit?limit=50", None)
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let actions: Vec<&str> = audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(&actions[..7], [
-        "credential.reveal", "credential.revoke", "credential.reveal", "credential.rotate",
-        "credential.reveal", "credential.list", "credential.create",
-    ]);
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &actions[..7],
+        [
+            "credential.reveal",
+            "credential.revoke",
+            "credential.reveal",
+            "credential.rotate",
+            "credential.reveal",
+            "credential.list",
+            "credential.create",
+        ]
+    );
     assert!(audit["entries"].as_array().unwrap().iter().all(|e| e["channel"] == "api" || e["action"].as_str().unwrap().starts_with("session.")));
     assert!(!audit.to_string().contains("kite-secret"));
 }
@@ -154,7 +249,14 @@ async fn cross_partner_request_is_404_and_leaks_nothing() {
     let app = app().await;
     let nikhil = app.token("nikhil").await;
     let nitin = app.token("nitin").await;
-    let (_, made, _) = app.call(Some(&nikhil), "POST", "/api/credentials", Some(new_key("nikhil-only-secret"))).await;
+    let (_, made, _) = app
+        .call(
+            Some(&nikhil),
+            "POST",
+            "/api/credentials",
+            Some(new_key("nikhil-only-secret")),
+        )
+        .await;
     let id = made["id"].as_str().unwrap();
     let unknown = uuid::Uuid::new_v4().to_string();
 
@@ -163,25 +265,63 @@ async fn cross_partner_request_is_404_and_leaks_nothing() {
         ("POST", "rotate", Some(json!({"secret": "overwrite"}))),
         ("DELETE", "", None),
     ] {
-        let uri = |id: &str| if path.is_empty() { format!("/api/credentials/{id}") } else { format!("/api/credentials/{id}/{path}") };
+        let uri = |id: &str| {
+            if path.is_empty() {
+                format!("/api/credentials/{id}")
+            } else {
+                format!("/api/credentials/{id}/{path}")
+            }
+        };
         let foreign = app.raw(Some(&nitin), method, &uri(id), body.clone()).await;
-        let missing = app.raw(Some(&nitin), method, &uri(&unknown), body.clone()).await;
+        let missing = app
+            .raw(Some(&nitin), method, &uri(&unknown), body.clone())
+            .await;
         assert_eq!(foreign.0, StatusCode::NOT_FOUND, "{method} {path}");
-        assert_eq!(foreign.1, missing.1, "a foreign id answers exactly like an unknown one");
+        assert_eq!(
+            foreign.1, missing.1,
+            "a foreign id answers exactly like an unknown one"
+        );
         let text = String::from_utf8_lossy(&foreign.1);
-        assert!(!text.contains("nikhil") && !text.contains("Zerodha"), "{text}");
+        assert!(
+            !text.contains("nikhil") && !text.contains("Zerodha"),
+            "{text}"
+        );
     }
-    let (_, listed, _) = app.call(Some(&nitin), "GET", "/api/credentials", None).await;
+    let (_, listed, _) = app
+        .call(Some(&nitin), "GET", "/api/credentials", None)
+        .await;
     assert_eq!(listed["credentials"], json!([]));
     let (_, audit, _) = app.call(Some(&nitin), "GET", "/api/audit", None).await;
-    assert!(audit["entries"].as_array().unwrap().iter().all(|e| e["partner"] == "nitin"));
-    let (_, export, _) = app.raw(Some(&nitin), "GET", "/api/audit/export?format=csv", None).await;
+    assert!(
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["partner"] == "nitin")
+    );
+    let (_, export, _) = app
+        .raw(Some(&nitin), "GET", "/api/audit/export?format=csv", None)
+        .await;
     assert!(!String::from_utf8_lossy(&export).contains("nikhil"));
 
     // The owner still has it, untouched.
-    let (_, shown, _) = app.call(Some(&nikhil), "POST", &format!("/api/credentials/{id}/reveal"), None).await;
+    let (_, shown, _) = app
+        .call(
+            Some(&nikhil),
+            "POST",
+            &format!("/api/credentials/{id}/reveal"),
+            None,
+        )
+        .await;
     assert_eq!(shown["secret"], "nikhil-only-secret");
-    let (status, _, _) = app.call(Some(&nikhil), "POST", "/api/credentials/not-a-uuid/reveal", None).await;
+    let (status, _, _) = app
+        .call(
+            Some(&nikhil),
+            "POST",
+            "/api/credentials/not-a-uuid/reveal",
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -191,21 +331,88 @@ async fn routes_are_guarded_by_entitlements() {
     let nikhil = app.token("nikhil").await;
     let mukesh = app.token("mukesh").await;
     let raja = app.token("raja").await;
-    let (_, made, _) = app.call(Some(&mukesh), "POST", "/api/credentials", Some(new_key("mukesh-secret"))).await;
+    let (_, made, _) = app
+        .call(
+            Some(&mukesh),
+            "POST",
+            "/api/credentials",
+            Some(new_key("mukesh-secret")),
+        )
+        .await;
     let id = made["id"].as_str().unwrap();
 
     let cases = [
-        (&mukesh, "POST", format!("/api/credentials/{id}/reveal"), None, StatusCode::FORBIDDEN),
-        (&mukesh, "GET", "/api/audit".to_owned(), None, StatusCode::FORBIDDEN),
-        (&raja, "POST", "/api/credentials".to_owned(), Some(new_key("x")), StatusCode::FORBIDDEN),
-        (&raja, "GET", "/api/credentials".to_owned(), None, StatusCode::OK),
+        (
+            &mukesh,
+            "POST",
+            format!("/api/credentials/{id}/reveal"),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &mukesh,
+            "GET",
+            "/api/audit".to_owned(),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &raja,
+            "POST",
+            "/api/credentials".to_owned(),
+            Some(new_key("x")),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &raja,
+            "GET",
+            "/api/credentials".to_owned(),
+            None,
+            StatusCode::OK,
+        ),
         (&raja, "GET", "/api/audit".to_owned(), None, StatusCode::OK),
-        (&raja, "GET", "/api/audit/export".to_owned(), None, StatusCode::FORBIDDEN),
-        (&nikhil, "GET", "/api/audit/export?format=xml".to_owned(), None, StatusCode::BAD_REQUEST),
-        (&nikhil, "GET", "/api/audit?from=yesterday".to_owned(), None, StatusCode::BAD_REQUEST),
-        (&nikhil, "GET", "/api/audit?bogus=1".to_owned(), None, StatusCode::BAD_REQUEST),
-        (&nikhil, "POST", "/api/credentials".to_owned(), Some(json!({"kind": "api_key", "label": "", "secret": "s"})), StatusCode::BAD_REQUEST),
-        (&nikhil, "POST", "/api/credentials".to_owned(), Some(json!({"kind": "password", "label": "l", "secret": "s"})), StatusCode::BAD_REQUEST),
+        (
+            &raja,
+            "GET",
+            "/api/audit/export".to_owned(),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &nikhil,
+            "GET",
+            "/api/audit/export?format=xml".to_owned(),
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &nikhil,
+            "GET",
+            "/api/audit?from=yesterday".to_owned(),
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &nikhil,
+            "GET",
+            "/api/audit?bogus=1".to_owned(),
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &nikhil,
+            "POST",
+            "/api/credentials".to_owned(),
+            Some(json!({"kind": "api_key", "label": "", "secret": "s"})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &nikhil,
+            "POST",
+            "/api/credentials".to_owned(),
+            Some(json!({"kind": "password", "label": "l", "secret": "s"})),
+            StatusCode::BAD_REQUEST,
+        ),
     ];
     for (token, method, uri, body, expected) in cases {
         let (status, value, _) = app.call(Some(token), method, &uri, body).await;
@@ -222,25 +429,59 @@ async fn routes_are_guarded_by_entitlements() {
 async fn audit_export_as_jsonl_and_csv() {
     let app = app().await;
     let nikhil = app.token("nikhil").await;
-    app.call(Some(&nikhil), "POST", "/api/credentials", Some(new_key("export-secret"))).await;
+    app.call(
+        Some(&nikhil),
+        "POST",
+        "/api/credentials",
+        Some(new_key("export-secret")),
+    )
+    .await;
     app.sink.flush().await;
 
-    let (status, body, headers) = app.raw(Some(&nikhil), "GET", "/api/audit/export?format=jsonl", None).await;
+    let (status, body, headers) = app
+        .raw(Some(&nikhil), "GET", "/api/audit/export?format=jsonl", None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers[header::CONTENT_TYPE], "application/x-ndjson");
     let text = String::from_utf8(body).unwrap();
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert!(lines.iter().any(|l| l["action"] == "credential.create"));
-    assert!(lines.iter().any(|l| l["action"] == "session.login_succeeded"), "logins are audited");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["action"] == "session.login_succeeded"),
+        "logins are audited"
+    );
     assert!(!text.contains("export-secret"));
 
-    let (status, body, headers) = app.raw(Some(&nikhil), "GET", "/api/audit/export?format=csv&from=2000-01-01T00:00:00Z", None).await;
+    let (status, body, headers) = app
+        .raw(
+            Some(&nikhil),
+            "GET",
+            "/api/audit/export?format=csv&from=2000-01-01T00:00:00Z",
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
     let csv = String::from_utf8(body).unwrap();
     assert!(csv.starts_with("seq,at,partner,actor"));
     assert!(csv.contains("credential.create"));
 
-    let (_, body, _) = app.raw(Some(&nikhil), "GET", "/api/audit/export?format=csv&to=2000-01-01T00:00:00Z", None).await;
-    assert_eq!(String::from_utf8(body).unwrap().lines().count(), 1, "header only");
+    let (_, body, _) = app
+        .raw(
+            Some(&nikhil),
+            "GET",
+            "/api/audit/export?format=csv&to=2000-01-01T00:00:00Z",
+            None,
+        )
+        .await;
+    assert_eq!(
+        String::from_utf8(body).unwrap().lines().count(),
+        1,
+        "header only"
+    );
 }

@@ -192,11 +192,10 @@ impl AuditStore for SqliteAuditStore {
     }
 
     async fn anchor(&self) -> Result<Option<AuditAnchor>, Error> {
-        let row =
-            sqlx::query("SELECT seq, hash, key_id, at, mac FROM audit_anchor WHERE id = 1")
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(StoreError::from)?;
+        let row = sqlx::query("SELECT seq, hash, key_id, at, mac FROM audit_anchor WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::from)?;
         let Some(row) = row else { return Ok(None) };
         let decode = || -> Result<AuditAnchor, StoreError> {
             let seq: i64 = row.try_get("seq")?;

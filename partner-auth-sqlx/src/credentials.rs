@@ -394,11 +394,12 @@ impl KeyMetaStore for SqliteKeyMetaStore {
         state: KeyState,
         at: OffsetDateTime,
     ) -> Result<bool, Error> {
-        let known: Option<String> = sqlx::query_scalar("SELECT state FROM vault_keys WHERE id = ?1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::from)?;
+        let known: Option<String> =
+            sqlx::query_scalar("SELECT state FROM vault_keys WHERE id = ?1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::from)?;
         let Some(current) = known else {
             return Ok(false);
         };
@@ -431,9 +432,8 @@ impl KeyMetaStore for SqliteKeyMetaStore {
         let wraps = u64::try_from(wraps).unwrap_or(u64::MAX);
         let granted = n.min(limit.saturating_sub(wraps));
         if granted > 0 {
-            let total = i64::try_from(wraps + granted).map_err(|_| StoreError::Unstorable {
-                what: "wrap count",
-            })?;
+            let total = i64::try_from(wraps + granted)
+                .map_err(|_| StoreError::Unstorable { what: "wrap count" })?;
             sqlx::query("UPDATE vault_keys SET wraps = ?1 WHERE id = ?2")
                 .bind(total)
                 .bind(id.as_str())
@@ -460,27 +460,28 @@ impl KeyMetaStore for SqliteKeyMetaStore {
         expected: Option<&[u8]>,
         wrapped: &[u8],
     ) -> Result<bool, Error> {
-        let done = match expected {
-            None => sqlx::query(
-                "INSERT INTO vault_system_keys (name, wrapped) VALUES (?1, ?2) \
+        let done =
+            match expected {
+                None => {
+                    sqlx::query(
+                        "INSERT INTO vault_system_keys (name, wrapped) VALUES (?1, ?2) \
                  ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(AUDIT_KEY_NAME)
-            .bind(wrapped)
-            .execute(&self.pool)
-            .await,
-            Some(old) => {
-                sqlx::query(
+                    )
+                    .bind(AUDIT_KEY_NAME)
+                    .bind(wrapped)
+                    .execute(&self.pool)
+                    .await
+                }
+                Some(old) => sqlx::query(
                     "UPDATE vault_system_keys SET wrapped = ?1 WHERE name = ?2 AND wrapped = ?3",
                 )
                 .bind(wrapped)
                 .bind(AUDIT_KEY_NAME)
                 .bind(old)
                 .execute(&self.pool)
-                .await
+                .await,
             }
-        }
-        .map_err(StoreError::from)?;
+            .map_err(StoreError::from)?;
         Ok(done.rows_affected() == 1)
     }
 }

@@ -36,7 +36,9 @@ async fn audit_store_conformance_on_a_file() {
 
 #[tokio::test]
 async fn all_vault_stores_conform_in_memory() {
-    let db = SqliteDatabase::open_in_memory().await.expect("in-memory database");
+    let db = SqliteDatabase::open_in_memory()
+        .await
+        .expect("in-memory database");
     testing::credential_store_conformance(Arc::new(SqliteCredentialStore::new(&db))).await;
     testing::key_meta_store_conformance(Arc::new(SqliteKeyMetaStore::new(&db))).await;
     testing::audit_store_conformance(Arc::new(SqliteAuditStore::new(&db))).await;

@@ -36,7 +36,12 @@ impl KeySource for Keys {
         self.0
             .iter()
             .enumerate()
-            .map(|(i, k)| Ok(Kek::new(KekId::new(format!("k{}", i + 1))?, Zeroizing::new(*k))))
+            .map(|(i, k)| {
+                Ok(Kek::new(
+                    KekId::new(format!("k{}", i + 1))?,
+                    Zeroizing::new(*k),
+                ))
+            })
             .collect()
     }
 
@@ -103,14 +108,30 @@ async fn no_plaintext_secret_in_the_database_file_wal_or_logs() {
         .await
         .unwrap();
     svc.list(&ctx).await.unwrap();
-    assert_eq!(svc.reveal(&ctx, made.id).await.unwrap().expose_secret(), SECRETS[0].as_bytes());
-    svc.rotate(&ctx, made.id, SecretSlice::from(SECRETS[1].as_bytes().to_vec()), None)
-        .await
-        .unwrap();
-    assert_eq!(svc.reveal(&ctx, made.id).await.unwrap().expose_secret(), SECRETS[1].as_bytes());
+    assert_eq!(
+        svc.reveal(&ctx, made.id).await.unwrap().expose_secret(),
+        SECRETS[0].as_bytes()
+    );
+    svc.rotate(
+        &ctx,
+        made.id,
+        SecretSlice::from(SECRETS[1].as_bytes().to_vec()),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        svc.reveal(&ctx, made.id).await.unwrap().expose_secret(),
+        SECRETS[1].as_bytes()
+    );
     let vault: &dyn Vault = svc.as_ref();
     vault
-        .keep_provider_token(&nikhil, "https://accounts.google.com", "1234", SecretString::from(SECRETS[2]))
+        .keep_provider_token(
+            &nikhil,
+            "https://accounts.google.com",
+            "1234",
+            SecretString::from(SECRETS[2]),
+        )
         .await
         .unwrap();
     let totp = svc
@@ -142,8 +163,16 @@ async fn no_plaintext_secret_in_the_database_file_wal_or_logs() {
     // Key rotation and rewrap, then revoke one.
     let k2 = Kek::new(KekId::new("k2").unwrap(), Zeroizing::new(key2));
     stack.keys.stage(k2).await.unwrap();
-    stack.keys.promote(&KekId::new("k2").unwrap()).await.unwrap();
-    let report = stack.rewrap_job().run(&KekId::new("k1").unwrap(), None).await.unwrap();
+    stack
+        .keys
+        .promote(&KekId::new("k2").unwrap())
+        .await
+        .unwrap();
+    let report = stack
+        .rewrap_job()
+        .run(&KekId::new("k1").unwrap(), None)
+        .await
+        .unwrap();
     assert_eq!(report.remaining, 0);
     svc.revoke(&ctx, totp.id).await.unwrap();
     assert_eq!(stack.audit.verify().await.unwrap().first_broken, None);
@@ -158,29 +187,47 @@ async fn no_plaintext_secret_in_the_database_file_wal_or_logs() {
             assert_no_secret(&bytes, &[key1, key2], &format!("{}", file.display()));
         }
     }
-    assert!(std::fs::metadata(&wal).is_ok(), "WAL file present while open");
+    assert!(
+        std::fs::metadata(&wal).is_ok(),
+        "WAL file present while open"
+    );
     db.close().await;
     let mut after = std::fs::read(&path).unwrap();
     after.extend(std::fs::read(&wal).unwrap_or_default());
     assert_no_secret(&after, &[key1, key2], "database and WAL after close");
     assert!(scanned > 4096);
-    assert!(contains(&after, b"credential.reveal"), "the scan reads real content");
+    assert!(
+        contains(&after, b"credential.reveal"),
+        "the scan reads real content"
+    );
 
     let logged = logs.0.lock().unwrap().clone();
-    assert!(contains(&logged, b"credential created"), "logs were captured");
+    assert!(
+        contains(&logged, b"credential created"),
+        "logs were captured"
+    );
     assert_no_secret(&logged, &[key1, key2], "captured logs");
 }
 
 fn assert_no_secret(bytes: &[u8], keys: &[[u8; 32]], what: &str) {
     use base64::Engine as _;
     for s in SECRETS {
-        assert!(!contains(bytes, s.as_bytes()), "{what} holds the secret {s}");
-        assert!(!contains(bytes, &s.as_bytes()[..12]), "{what} holds a prefix of {s}");
+        assert!(
+            !contains(bytes, s.as_bytes()),
+            "{what} holds the secret {s}"
+        );
+        assert!(
+            !contains(bytes, &s.as_bytes()[..12]),
+            "{what} holds a prefix of {s}"
+        );
     }
     for k in keys {
         assert!(!contains(bytes, k), "{what} holds raw key bytes");
         let b64 = base64::engine::general_purpose::STANDARD.encode(k);
-        assert!(!contains(bytes, b64.as_bytes()), "{what} holds a base64 key");
+        assert!(
+            !contains(bytes, b64.as_bytes()),
+            "{what} holds a base64 key"
+        );
     }
 }
 

@@ -497,10 +497,7 @@ pub struct ChainVerifier<'a> {
 impl<'a> ChainVerifier<'a> {
     /// Starts at the anchor (or at sequence 1 with a zero hash); fails if the
     /// anchor's keyed hash does not match.
-    pub fn new(
-        key: &'a AuditKey,
-        anchor: Option<&AuditAnchor>,
-    ) -> Result<Self, ChainBreak> {
+    pub fn new(key: &'a AuditKey, anchor: Option<&AuditAnchor>) -> Result<Self, ChainBreak> {
         let (expected_seq, prev) = match anchor {
             None => (1, ChainHash::default()),
             Some(a) => {

@@ -266,7 +266,10 @@ impl VaultKeyring {
 
     /// Phase one of a rotation: loads `kek` for opening only.
     pub async fn stage(&self, kek: Kek) -> Result<(), Error> {
-        let stored = self.meta.register(kek.id(), super::to_stored_precision(self.clock.now())).await?;
+        let stored = self
+            .meta
+            .register(kek.id(), super::to_stored_precision(self.clock.now()))
+            .await?;
         if stored.state == KeyState::Retired {
             return Err(VaultError::KeyRetired(kek.id().to_string()).into());
         }
@@ -311,7 +314,11 @@ impl VaultKeyring {
         }
         if !self
             .meta
-            .set_state(id, KeyState::Retired, super::to_stored_precision(self.clock.now()))
+            .set_state(
+                id,
+                KeyState::Retired,
+                super::to_stored_precision(self.clock.now()),
+            )
             .await?
         {
             return Err(VaultError::UnknownKey.into());
@@ -386,7 +393,9 @@ impl VaultKeyring {
         let key = envelope::unwrap_system_key(&old, AUDIT_KEY_NAME, &wrapped)?;
         let new = self.wrapping_key().await?;
         let moved = envelope::wrap_system_key(&new, AUDIT_KEY_NAME, &key)?;
-        self.meta.swap_wrapped_audit_key(Some(&wrapped), &moved).await
+        self.meta
+            .swap_wrapped_audit_key(Some(&wrapped), &moved)
+            .await
     }
 }
 

@@ -118,33 +118,76 @@ async fn credential_lifecycle_is_sealed_and_audited() {
     let svc = &w.stack.credentials;
     let nikhil = ctx("nikhil");
 
-    let created = svc.create(&nikhil, new_key("Zerodha key", "api-secret-1")).await.unwrap();
+    let created = svc
+        .create(&nikhil, new_key("Zerodha key", "api-secret-1"))
+        .await
+        .unwrap();
     assert_eq!(created.generation, 0);
     assert_eq!(created.owner, uid("nikhil"));
-    let stored = w.stores.credentials.get(&pid("nikhil"), created.id).await.unwrap().unwrap();
-    assert!(!stored.sealed.as_bytes().windows(12).any(|win| win == b"api-secret-1"));
+    let stored = w
+        .stores
+        .credentials
+        .get(&pid("nikhil"), created.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !stored
+            .sealed
+            .as_bytes()
+            .windows(12)
+            .any(|win| win == b"api-secret-1")
+    );
 
     let listed = svc.list(&nikhil).await.unwrap();
     assert_eq!(listed, vec![created.clone()]);
-    assert!(!serde_json::to_string(&listed).unwrap().contains("api-secret"));
+    assert!(
+        !serde_json::to_string(&listed)
+            .unwrap()
+            .contains("api-secret")
+    );
 
     let shown = svc.reveal(&nikhil, created.id).await.unwrap();
     assert_eq!(shown.expose_secret(), b"api-secret-1");
 
     w.clock.advance(Duration::days(3));
-    let rotated = svc.rotate(&nikhil, created.id, secret("api-secret-2"), None).await.unwrap();
+    let rotated = svc
+        .rotate(&nikhil, created.id, secret("api-secret-2"), None)
+        .await
+        .unwrap();
     assert_eq!(rotated.generation, 1);
     assert_eq!(rotated.rotated_at, START + Duration::days(3));
-    let after = w.stores.credentials.get(&pid("nikhil"), created.id).await.unwrap().unwrap();
+    let after = w
+        .stores
+        .credentials
+        .get(&pid("nikhil"), created.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_ne!(
         envelope::nonces_of(after.sealed.as_bytes()).unwrap(),
         envelope::nonces_of(stored.sealed.as_bytes()).unwrap()
     );
-    assert_eq!(svc.reveal(&nikhil, created.id).await.unwrap().expose_secret(), b"api-secret-2");
+    assert_eq!(
+        svc.reveal(&nikhil, created.id)
+            .await
+            .unwrap()
+            .expose_secret(),
+        b"api-secret-2"
+    );
 
     let revoked = svc.revoke(&nikhil, created.id).await.unwrap();
     assert_eq!(revoked.status, CredentialStatus::Revoked);
-    assert!(w.stores.credentials.get(&pid("nikhil"), created.id).await.unwrap().unwrap().sealed.is_empty());
+    assert!(
+        w.stores
+            .credentials
+            .get(&pid("nikhil"), created.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .sealed
+            .is_empty()
+    );
     assert!(matches!(
         svc.reveal(&nikhil, created.id).await,
         Err(Error::Vault(VaultError::Revoked))
@@ -173,41 +216,106 @@ async fn credential_lifecycle_is_sealed_and_audited() {
 async fn cross_partner_access_is_not_found_and_audited_under_the_caller() {
     let w = world().await;
     let svc = &w.stack.credentials;
-    let made = svc.create(&ctx("nikhil"), new_key("key", "nikhil-secret")).await.unwrap();
+    let made = svc
+        .create(&ctx("nikhil"), new_key("key", "nikhil-secret"))
+        .await
+        .unwrap();
     let raja = ctx("raja");
 
     for result in [
         svc.reveal(&raja, made.id).await.map(|_| ()),
-        svc.rotate(&raja, made.id, secret("x"), None).await.map(|_| ()),
+        svc.rotate(&raja, made.id, secret("x"), None)
+            .await
+            .map(|_| ()),
         svc.revoke(&raja, made.id).await.map(|_| ()),
         svc.get(&raja, made.id).await.map(|_| ()),
     ] {
         assert!(matches!(result, Err(Error::Vault(VaultError::NotFound))));
     }
     assert!(svc.list(&raja).await.unwrap().is_empty());
-    assert_eq!(svc.reveal(&ctx("nikhil"), made.id).await.unwrap().expose_secret(), b"nikhil-secret");
+    assert_eq!(
+        svc.reveal(&ctx("nikhil"), made.id)
+            .await
+            .unwrap()
+            .expose_secret(),
+        b"nikhil-secret"
+    );
 
-    let raja_entries = w.stack.audit.list(&pid("raja"), &AuditFilter::default()).await.unwrap();
+    let raja_entries = w
+        .stack
+        .audit
+        .list(&pid("raja"), &AuditFilter::default())
+        .await
+        .unwrap();
     assert_eq!(raja_entries.len(), 4);
-    assert!(raja_entries[..3].iter().all(|e| e.outcome == Outcome::Failure
-        && e.detail.as_deref() == Some("not_found")));
+    assert!(
+        raja_entries[..3]
+            .iter()
+            .all(|e| e.outcome == Outcome::Failure && e.detail.as_deref() == Some("not_found"))
+    );
 }
 
 #[tokio::test]
 async fn v2_envelope_moved_to_another_row_or_partner_does_not_open() {
     let w = world().await;
     let svc = &w.stack.credentials;
-    let a = svc.create(&ctx("nikhil"), new_key("a", "secret-a")).await.unwrap();
-    let b = svc.create(&ctx("nikhil"), new_key("b", "secret-b")).await.unwrap();
-    let c = svc.create(&ctx("mukesh"), new_key("c", "secret-c")).await.unwrap();
+    let a = svc
+        .create(&ctx("nikhil"), new_key("a", "secret-a"))
+        .await
+        .unwrap();
+    let b = svc
+        .create(&ctx("nikhil"), new_key("b", "secret-b"))
+        .await
+        .unwrap();
+    let c = svc
+        .create(&ctx("mukesh"), new_key("c", "secret-c"))
+        .await
+        .unwrap();
     let store = &w.stores.credentials;
-    let env_a = store.get(&pid("nikhil"), a.id).await.unwrap().unwrap().sealed;
-    let env_b = store.get(&pid("nikhil"), b.id).await.unwrap().unwrap().sealed;
-    let env_c = store.get(&pid("mukesh"), c.id).await.unwrap().unwrap().sealed;
+    let env_a = store
+        .get(&pid("nikhil"), a.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .sealed;
+    let env_b = store
+        .get(&pid("nikhil"), b.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .sealed;
+    let env_c = store
+        .get(&pid("mukesh"), c.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .sealed;
     let k1 = KekId::new("k1").unwrap();
 
-    assert!(store.swap_envelope(&pid("nikhil"), b.id, env_b.as_bytes(), &k1, env_a.as_bytes()).await.unwrap());
-    assert!(store.swap_envelope(&pid("mukesh"), c.id, env_c.as_bytes(), &k1, env_a.as_bytes()).await.unwrap());
+    assert!(
+        store
+            .swap_envelope(
+                &pid("nikhil"),
+                b.id,
+                env_b.as_bytes(),
+                &k1,
+                env_a.as_bytes()
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .swap_envelope(
+                &pid("mukesh"),
+                c.id,
+                env_c.as_bytes(),
+                &k1,
+                env_a.as_bytes()
+            )
+            .await
+            .unwrap()
+    );
     for (partner, id) in [("nikhil", b.id), ("mukesh", c.id)] {
         assert!(matches!(
             svc.reveal(&ctx(partner), id).await,
@@ -225,22 +333,63 @@ async fn v2_envelope_moved_to_another_row_or_partner_does_not_open() {
         Err(Error::Vault(VaultError::Open))
     ));
     record.kind = CredentialKind::BrokerToken;
-    assert!(store.replace(&record, &{ let mut r = record.clone(); r.kind = CredentialKind::ApiKey; r }).await.unwrap());
-    assert_eq!(svc.reveal(&ctx("nikhil"), a.id).await.unwrap().expose_secret(), b"secret-a");
+    assert!(
+        store
+            .replace(&record, &{
+                let mut r = record.clone();
+                r.kind = CredentialKind::ApiKey;
+                r
+            })
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        svc.reveal(&ctx("nikhil"), a.id)
+            .await
+            .unwrap()
+            .expose_secret(),
+        b"secret-a"
+    );
 }
 
 #[tokio::test]
 async fn v1_unknown_key_id_is_a_typed_error() {
     let stores = VaultStores::memory();
     let first = world_with(stores.clone(), &[("k1", 1)]).await;
-    let made = first.stack.credentials.create(&ctx("nikhil"), new_key("a", "s")).await.unwrap();
+    let made = first
+        .stack
+        .credentials
+        .create(&ctx("nikhil"), new_key("a", "s"))
+        .await
+        .unwrap();
 
     // A deployment that lost k1: the audit key can not be unwrapped either.
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(START));
-    let ring = Arc::new(VaultKeyring::open(vec![kek("k2", 2)], stores.keys.clone(), clock.clone()).await.unwrap());
-    assert!(matches!(ring.audit_key().await, Err(Error::Vault(VaultError::UnknownKey))));
-    let audit = Arc::new(AuditLog::new(stores.audit.clone(), AuditKey::new(Zeroizing::new([0; 32])), clock.clone(), 365).unwrap());
-    let svc = CredentialService::new(stores.credentials.clone(), ring, audit, first.directory.clone(), clock);
+    let ring = Arc::new(
+        VaultKeyring::open(vec![kek("k2", 2)], stores.keys.clone(), clock.clone())
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(
+        ring.audit_key().await,
+        Err(Error::Vault(VaultError::UnknownKey))
+    ));
+    let audit = Arc::new(
+        AuditLog::new(
+            stores.audit.clone(),
+            AuditKey::new(Zeroizing::new([0; 32])),
+            clock.clone(),
+            365,
+        )
+        .unwrap(),
+    );
+    let svc = CredentialService::new(
+        stores.credentials.clone(),
+        ring,
+        audit,
+        first.directory.clone(),
+        clock,
+    );
     assert!(matches!(
         svc.reveal(&ctx("nikhil"), made.id).await,
         Err(Error::Vault(VaultError::UnknownKey))
@@ -254,7 +403,13 @@ async fn v6_v7_rotation_then_rewrap_interrupted_and_resumed() {
     let mut made = Vec::new();
     for i in 0..10 {
         let partner = if i % 2 == 0 { "nikhil" } else { "mukesh" };
-        let m = svc.create(&ctx(partner), new_key(&format!("key {i}"), &format!("secret-{i}"))).await.unwrap();
+        let m = svc
+            .create(
+                &ctx(partner),
+                new_key(&format!("key {i}"), &format!("secret-{i}")),
+            )
+            .await
+            .unwrap();
         made.push((partner, m.id, format!("secret-{i}")));
     }
     let ring = &w.stack.keys;
@@ -263,13 +418,22 @@ async fn v6_v7_rotation_then_rewrap_interrupted_and_resumed() {
     // Phase one: k2 opens but does not seal yet.
     ring.stage(kek("k2", 2)).await.unwrap();
     assert_eq!(ring.primary_id(), k1);
-    let staged = svc.create(&ctx("nikhil"), new_key("staged", "while-staged")).await.unwrap();
+    let staged = svc
+        .create(&ctx("nikhil"), new_key("staged", "while-staged"))
+        .await
+        .unwrap();
     assert_eq!(staged.kek_id, Some(k1.clone()));
 
     // Phase two.
     ring.promote(&k2).await.unwrap();
-    assert_eq!(ring.meta().get(&k1).await.unwrap().unwrap().state, KeyState::Previous);
-    let fresh = svc.create(&ctx("nikhil"), new_key("fresh", "after-promote")).await.unwrap();
+    assert_eq!(
+        ring.meta().get(&k1).await.unwrap().unwrap().state,
+        KeyState::Previous
+    );
+    let fresh = svc
+        .create(&ctx("nikhil"), new_key("fresh", "after-promote"))
+        .await
+        .unwrap();
     assert_eq!(fresh.kek_id, Some(k2.clone()));
 
     // A retirement while rows still refer to the key is refused.
@@ -278,7 +442,10 @@ async fn v6_v7_rotation_then_rewrap_interrupted_and_resumed() {
         ring.retire(&k1, &refs).await,
         Err(Error::Vault(VaultError::KeyInUse { references: 12, .. }))
     ));
-    assert!(matches!(ring.retire(&k2, &refs).await, Err(Error::Vault(VaultError::RetirePrimary))));
+    assert!(matches!(
+        ring.retire(&k2, &refs).await,
+        Err(Error::Vault(VaultError::RetirePrimary))
+    ));
 
     // Interrupted after four rows.
     let job = w.stack.rewrap_job().with_batch(3);
@@ -293,24 +460,47 @@ async fn v6_v7_rotation_then_rewrap_interrupted_and_resumed() {
 
     // Resumed: the rest moves; a third run changes nothing.
     let second = job.run(&k1, None).await.unwrap();
-    assert_eq!((second.rewrapped + 4 + 1, second.remaining, second.failed), (11, 0, 0));
+    assert_eq!(
+        (second.rewrapped + 4 + 1, second.remaining, second.failed),
+        (11, 0, 0)
+    );
     let third = job.run(&k1, None).await.unwrap();
     assert_eq!(third, RewrapReport::default());
 
     for (partner, id, expected) in &made {
         let meta = svc.get(&ctx(partner), *id).await.unwrap();
         assert_eq!(meta.kek_id, Some(k2.clone()));
-        assert_eq!(svc.reveal(&ctx(partner), *id).await.unwrap().expose_secret(), expected.as_bytes());
+        assert_eq!(
+            svc.reveal(&ctx(partner), *id)
+                .await
+                .unwrap()
+                .expose_secret(),
+            expected.as_bytes()
+        );
     }
-    assert_eq!(svc.reveal(&ctx("nikhil"), staged.id).await.unwrap().expose_secret(), b"while-staged");
+    assert_eq!(
+        svc.reveal(&ctx("nikhil"), staged.id)
+            .await
+            .unwrap()
+            .expose_secret(),
+        b"while-staged"
+    );
 
     // Now k1 can go, and the audit chain still verifies (its key moved too).
     ring.retire(&k1, &refs).await.unwrap();
     assert!(ring.key(&k1).is_none());
-    assert_eq!(ring.meta().get(&k1).await.unwrap().unwrap().state, KeyState::Retired);
+    assert_eq!(
+        ring.meta().get(&k1).await.unwrap().unwrap().state,
+        KeyState::Retired
+    );
     assert_eq!(w.stack.audit.verify().await.unwrap().first_broken, None);
     assert!(matches!(
-        VaultKeyring::open(vec![kek("k1", 1)], w.stores.keys.clone(), Arc::new(w.clock.clone())).await,
+        VaultKeyring::open(
+            vec![kek("k1", 1)],
+            w.stores.keys.clone(),
+            Arc::new(w.clock.clone())
+        )
+        .await,
         Err(Error::Vault(VaultError::KeyRetired(_)))
     ));
 }
@@ -333,41 +523,76 @@ async fn v4_wraps_per_kek_are_bounded() {
         ring.wrapping_key().await,
         Err(Error::Vault(VaultError::KeyExhausted(_)))
     ));
-    assert_eq!(meta.get(&KekId::new("k1").unwrap()).await.unwrap().unwrap().wraps, 3);
+    assert_eq!(
+        meta.get(&KekId::new("k1").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .wraps,
+        3
+    );
 }
 
 #[tokio::test]
 async fn v8_policy_and_scheduler_on_days_29_30_31() {
     let policy = crate::RotationPolicy::default();
-    assert_eq!(policy::evaluate(&policy, START, START + Duration::days(22)), RotationState::Current);
-    assert_eq!(policy::evaluate(&policy, START, START + Duration::days(23)), RotationState::Due);
+    assert_eq!(
+        policy::evaluate(&policy, START, START + Duration::days(22)),
+        RotationState::Current
+    );
+    assert_eq!(
+        policy::evaluate(&policy, START, START + Duration::days(23)),
+        RotationState::Due
+    );
 
     let w = world().await;
     let svc = &w.stack.credentials;
-    let nikhil = svc.create(&ctx("nikhil"), new_key("n", "ns")).await.unwrap();
-    let mukesh = svc.create(&ctx("mukesh"), new_key("m", "ms")).await.unwrap();
+    let nikhil = svc
+        .create(&ctx("nikhil"), new_key("n", "ns"))
+        .await
+        .unwrap();
+    let mukesh = svc
+        .create(&ctx("mukesh"), new_key("m", "ms"))
+        .await
+        .unwrap();
 
     w.clock.set(START + Duration::days(29));
     let day29 = w.stack.scheduler.run_once().await.unwrap();
-    assert_eq!((day29.checked, day29.due, day29.overdue, day29.changed), (2, 2, 0, 2));
-    assert_eq!(svc.get(&ctx("nikhil"), nikhil.id).await.unwrap().rotation, RotationState::Due);
+    assert_eq!(
+        (day29.checked, day29.due, day29.overdue, day29.changed),
+        (2, 2, 0, 2)
+    );
+    assert_eq!(
+        svc.get(&ctx("nikhil"), nikhil.id).await.unwrap().rotation,
+        RotationState::Due
+    );
 
     w.clock.set(START + Duration::days(30));
     let day30 = w.stack.scheduler.run_once().await.unwrap();
-    assert_eq!((day30.due, day30.overdue, day30.changed), (2, 0, 0), "no repeat events");
-    assert!(svc.reveal(&ctx("nikhil"), nikhil.id).await.is_ok(), "day 30 is still in policy");
+    assert_eq!(
+        (day30.due, day30.overdue, day30.changed),
+        (2, 0, 0),
+        "no repeat events"
+    );
+    assert!(
+        svc.reveal(&ctx("nikhil"), nikhil.id).await.is_ok(),
+        "day 30 is still in policy"
+    );
 
     w.clock.set(START + Duration::days(31));
     let day31 = w.stack.scheduler.run_once().await.unwrap();
     assert_eq!((day31.due, day31.overdue, day31.changed), (0, 2, 2));
 
     let names: Vec<_> = w.events.snapshot().iter().map(VaultEvent::name).collect();
-    assert_eq!(names, [
-        "credential_rotation_due",
-        "credential_rotation_due",
-        "credential_rotation_overdue",
-        "credential_rotation_overdue"
-    ]);
+    assert_eq!(
+        names,
+        [
+            "credential_rotation_due",
+            "credential_rotation_due",
+            "credential_rotation_overdue",
+            "credential_rotation_overdue"
+        ]
+    );
 
     // nikhil's profile blocks overdue credentials; mukesh's does not.
     assert!(matches!(
@@ -377,13 +602,28 @@ async fn v8_policy_and_scheduler_on_days_29_30_31() {
     assert!(svc.reveal(&ctx("mukesh"), mukesh.id).await.is_ok());
 
     // Rotating puts it back in policy.
-    svc.rotate(&ctx("nikhil"), nikhil.id, secret("ns2"), None).await.unwrap();
-    assert_eq!(svc.reveal(&ctx("nikhil"), nikhil.id).await.unwrap().expose_secret(), b"ns2");
+    svc.rotate(&ctx("nikhil"), nikhil.id, secret("ns2"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        svc.reveal(&ctx("nikhil"), nikhil.id)
+            .await
+            .unwrap()
+            .expose_secret(),
+        b"ns2"
+    );
     let after = w.stack.scheduler.run_once().await.unwrap();
     assert_eq!((after.due, after.overdue), (0, 1));
 
-    let scheduler_entries = w.stores.audit.scan(0, 1000).await.unwrap().into_iter()
-        .filter(|e| e.channel == Channel::Scheduler).count();
+    let scheduler_entries = w
+        .stores
+        .audit
+        .scan(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.channel == Channel::Scheduler)
+        .count();
     assert_eq!(scheduler_entries, 4);
 }
 
@@ -395,15 +635,36 @@ async fn sealed_vault_keeps_provider_tokens_for_the_login() {
     let issuer = "https://accounts.google.com";
 
     assert!(!vault.holds_provider_token(issuer, "sub-1").await.unwrap());
-    vault.keep_provider_token(&nikhil, issuer, "sub-1", SecretString::from("1//first-refresh")).await.unwrap();
+    vault
+        .keep_provider_token(
+            &nikhil,
+            issuer,
+            "sub-1",
+            SecretString::from("1//first-refresh"),
+        )
+        .await
+        .unwrap();
     assert!(vault.holds_provider_token(issuer, "sub-1").await.unwrap());
-    vault.keep_provider_token(&nikhil, issuer, "sub-1", SecretString::from("1//second-refresh")).await.unwrap();
+    vault
+        .keep_provider_token(
+            &nikhil,
+            issuer,
+            "sub-1",
+            SecretString::from("1//second-refresh"),
+        )
+        .await
+        .unwrap();
 
     let records = w.stores.credentials.list(&pid("nikhil")).await.unwrap();
     assert_eq!(records.len(), 1, "a new token replaces the held one");
     assert_eq!(records[0].kind, CredentialKind::OauthRefreshToken);
     assert_eq!(records[0].generation, 1);
-    let shown = w.stack.credentials.reveal(&ctx("nikhil"), records[0].id).await.unwrap();
+    let shown = w
+        .stack
+        .credentials
+        .reveal(&ctx("nikhil"), records[0].id)
+        .await
+        .unwrap();
     assert_eq!(shown.expose_secret(), b"1//second-refresh");
 }
 
@@ -418,12 +679,21 @@ impl Vault for BrokenVault {
         Err(Error::Config("store down".into()))
     }
 
-    async fn keep_provider_token(&self, user: &crate::User, issuer: &str, subject: &str, token: SecretString) -> Result<(), Error> {
+    async fn keep_provider_token(
+        &self,
+        user: &crate::User,
+        issuer: &str,
+        subject: &str,
+        token: SecretString,
+    ) -> Result<(), Error> {
         if self.fail_first.load(std::sync::atomic::Ordering::SeqCst) > 0 {
-            self.fail_first.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            self.fail_first
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             return Err(Error::Config("store down".into()));
         }
-        self.inner.keep_provider_token(user, issuer, subject, token).await
+        self.inner
+            .keep_provider_token(user, issuer, subject, token)
+            .await
     }
 }
 
@@ -431,31 +701,63 @@ impl Vault for BrokenVault {
 async fn item_9_failing_vault_never_fails_the_login_and_retries() {
     let directory = Directory::launch().unwrap();
     let user = directory.find_user("mukesh").unwrap().clone();
-    let inner = Arc::new(BrokenVault { fail_first: 2.into(), inner: MemoryVault::new() });
+    let inner = Arc::new(BrokenVault {
+        fail_first: 2.into(),
+        inner: MemoryVault::new(),
+    });
     let events = Arc::new(RecordedVaultEvents::default());
-    let config = RetryConfig { capacity: 1, max_attempts: 4, backoff: std::time::Duration::from_millis(5) };
+    let config = RetryConfig {
+        capacity: 1,
+        max_attempts: 4,
+        backoff: std::time::Duration::from_millis(5),
+    };
     let vault = ResilientVault::spawn(inner.clone(), events.clone(), config);
 
-    vault.keep_provider_token(&user, "iss", "sub", SecretString::from("tok-1")).await.unwrap();
-    assert!(vault.holds_provider_token("iss", "sub").await.unwrap(), "a queued token counts as held");
+    vault
+        .keep_provider_token(&user, "iss", "sub", SecretString::from("tok-1"))
+        .await
+        .unwrap();
+    assert!(
+        vault.holds_provider_token("iss", "sub").await.unwrap(),
+        "a queued token counts as held"
+    );
     for _ in 0..200 {
-        if vault.pending() == 0 { break; }
+        if vault.pending() == 0 {
+            break;
+        }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    assert_eq!(inner.inner.provider_token("iss", "sub").unwrap().expose_secret(), "tok-1");
+    assert_eq!(
+        inner
+            .inner
+            .provider_token("iss", "sub")
+            .unwrap()
+            .expose_secret(),
+        "tok-1"
+    );
     let names: Vec<_> = events.snapshot().iter().map(VaultEvent::name).collect();
     assert_eq!(names, ["provider_token_deferred", "provider_token_stored"]);
 
     // A store that never recovers: given up on after the last try, still no
     // failed login, and an unreadable store reads as "not held".
-    inner.fail_first.store(100, std::sync::atomic::Ordering::SeqCst);
-    vault.keep_provider_token(&user, "iss", "sub2", SecretString::from("tok-2")).await.unwrap();
+    inner
+        .fail_first
+        .store(100, std::sync::atomic::Ordering::SeqCst);
+    vault
+        .keep_provider_token(&user, "iss", "sub2", SecretString::from("tok-2"))
+        .await
+        .unwrap();
     for _ in 0..400 {
-        if vault.pending() == 0 { break; }
+        if vault.pending() == 0 {
+            break;
+        }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     assert!(!vault.holds_provider_token("iss", "sub2").await.unwrap());
-    assert_eq!(events.snapshot().last().map(VaultEvent::name), Some("provider_token_dropped"));
+    assert_eq!(
+        events.snapshot().last().map(VaultEvent::name),
+        Some("provider_token_dropped")
+    );
 }
 
 #[tokio::test]
@@ -463,24 +765,62 @@ async fn session_events_become_audit_entries() {
     let w = world().await;
     let sink = w.stack.audit_events(16);
     let session = SessionId::random();
-    sink.emit(&SecurityEvent::LoginSucceeded { user: uid("nikhil"), partner: pid("nikhil"), session, mode: crate::AuthMode::Mock });
-    sink.emit(&SecurityEvent::Refreshed { user: uid("nikhil"), partner: pid("nikhil"), session, grace: false });
-    sink.emit(&SecurityEvent::RefreshReuse { user: uid("nikhil"), partner: pid("nikhil"), session });
-    sink.emit(&SecurityEvent::SessionRevoked { user: uid("nikhil"), partner: pid("nikhil"), session, reason: crate::RevokeReason::Forced, by: Some(uid("nitin")) });
-    sink.emit(&SecurityEvent::LoginFailed { mode: crate::AuthMode::Mock, reason: "unknown_user" });
+    sink.emit(&SecurityEvent::LoginSucceeded {
+        user: uid("nikhil"),
+        partner: pid("nikhil"),
+        session,
+        mode: crate::AuthMode::Mock,
+    });
+    sink.emit(&SecurityEvent::Refreshed {
+        user: uid("nikhil"),
+        partner: pid("nikhil"),
+        session,
+        grace: false,
+    });
+    sink.emit(&SecurityEvent::RefreshReuse {
+        user: uid("nikhil"),
+        partner: pid("nikhil"),
+        session,
+    });
+    sink.emit(&SecurityEvent::SessionRevoked {
+        user: uid("nikhil"),
+        partner: pid("nikhil"),
+        session,
+        reason: crate::RevokeReason::Forced,
+        by: Some(uid("nitin")),
+    });
+    sink.emit(&SecurityEvent::LoginFailed {
+        mode: crate::AuthMode::Mock,
+        reason: "unknown_user",
+    });
     sink.flush().await;
 
     let entries = w.stores.audit.scan(0, 100).await.unwrap();
-    let got: Vec<_> = entries.iter().map(|e| (e.action.as_str(), e.outcome, e.actor.as_ref().map(UserId::as_str))).collect();
-    assert_eq!(got, [
-        ("session.login_succeeded", Outcome::Success, Some("nikhil")),
-        ("session.refreshed", Outcome::Success, Some("nikhil")),
-        ("session.refresh_reuse", Outcome::Denied, Some("nikhil")),
-        ("session.session_revoked", Outcome::Success, Some("nitin")),
-        ("session.login_failed", Outcome::Failure, None),
-    ]);
+    let got: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.action.as_str(),
+                e.outcome,
+                e.actor.as_ref().map(UserId::as_str),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("session.login_succeeded", Outcome::Success, Some("nikhil")),
+            ("session.refreshed", Outcome::Success, Some("nikhil")),
+            ("session.refresh_reuse", Outcome::Denied, Some("nikhil")),
+            ("session.session_revoked", Outcome::Success, Some("nitin")),
+            ("session.login_failed", Outcome::Failure, None),
+        ]
+    );
     assert_eq!(entries[0].target, Some(format!("session:{session}")));
-    assert_eq!(entries[3].detail.as_deref(), Some("reason=forced owner=nikhil"));
+    assert_eq!(
+        entries[3].detail.as_deref(),
+        Some("reason=forced owner=nikhil")
+    );
     assert_eq!(entries[4].partner, None);
     assert_eq!(w.stack.audit.verify().await.unwrap().first_broken, None);
 }
@@ -490,9 +830,21 @@ async fn bad_inputs_are_refused_before_anything_is_stored() {
     let w = world().await;
     let svc = &w.stack.credentials;
     let nikhil = ctx("nikhil");
-    for bad in [new_key("", "s"), new_key("line\nbreak", "s"), new_key(&"x".repeat(129), "s"), new_key("ok", "")] {
+    for bad in [
+        new_key("", "s"),
+        new_key("line\nbreak", "s"),
+        new_key(&"x".repeat(129), "s"),
+        new_key("ok", ""),
+    ] {
         assert!(svc.create(&nikhil, bad).await.is_err());
     }
-    assert!(w.stores.credentials.list(&pid("nikhil")).await.unwrap().is_empty());
+    assert!(
+        w.stores
+            .credentials
+            .list(&pid("nikhil"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let _ = CredentialId::random();
 }

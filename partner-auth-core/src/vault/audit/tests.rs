@@ -34,7 +34,11 @@ async fn chain(n: usize) -> (Vec<AuditEntry>, AuditKey) {
     let mut out = Vec::new();
     for i in 0..n {
         clock.advance(Duration::minutes(1));
-        out.push(log.append(event("nikhil", &format!("test.step_{i}"))).await.unwrap());
+        out.push(
+            log.append(event("nikhil", &format!("test.step_{i}")))
+                .await
+                .unwrap(),
+        );
     }
     (out, AuditKey::new(Zeroizing::new([4; 32])))
 }
@@ -51,11 +55,23 @@ async fn a1_verifier_names_the_first_tampered_entry() {
 
     let mut changed = entries.clone();
     changed[2].outcome = Outcome::Denied;
-    assert_eq!(first_break(&key, &changed), Some(ChainBreak { seq: 3, kind: BreakKind::Altered }));
+    assert_eq!(
+        first_break(&key, &changed),
+        Some(ChainBreak {
+            seq: 3,
+            kind: BreakKind::Altered
+        })
+    );
 
     let mut deleted = entries.clone();
     deleted.remove(3);
-    assert_eq!(first_break(&key, &deleted), Some(ChainBreak { seq: 4, kind: BreakKind::Missing }));
+    assert_eq!(
+        first_break(&key, &deleted),
+        Some(ChainBreak {
+            seq: 4,
+            kind: BreakKind::Missing
+        })
+    );
 
     let mut reordered = entries.clone();
     reordered.swap(1, 2);
@@ -68,10 +84,22 @@ async fn a1_verifier_names_the_first_tampered_entry() {
     forged.prev_hash = ChainHash([1; 32]);
     forged.hash = forged.compute_hash(&key);
     inserted[4] = forged;
-    assert_eq!(first_break(&key, &inserted), Some(ChainBreak { seq: 5, kind: BreakKind::Linkage }));
+    assert_eq!(
+        first_break(&key, &inserted),
+        Some(ChainBreak {
+            seq: 5,
+            kind: BreakKind::Linkage
+        })
+    );
 
     let other = AuditKey::new(Zeroizing::new([5; 32]));
-    assert_eq!(first_break(&other, &entries), Some(ChainBreak { seq: 1, kind: BreakKind::Altered }));
+    assert_eq!(
+        first_break(&other, &entries),
+        Some(ChainBreak {
+            seq: 1,
+            kind: BreakKind::Altered
+        })
+    );
 }
 
 #[tokio::test]
@@ -84,7 +112,10 @@ async fn a2_retention_shorter_than_a_year_is_refused() {
         364,
     )
     .unwrap_err();
-    assert!(matches!(err, Error::Vault(VaultError::RetentionTooShort { min: 365, got: 364 })));
+    assert!(matches!(
+        err,
+        Error::Vault(VaultError::RetentionTooShort { min: 365, got: 364 })
+    ));
 }
 
 #[tokio::test]
@@ -98,22 +129,53 @@ async fn a2_purge_never_touches_a_younger_entry() {
     log.append(event("nikhil", "test.day_200")).await.unwrap();
     // The clock stepped back: an old timestamp after a young one.
     clock.set(START + Duration::days(2));
-    log.append(event("nikhil", "test.day_2_late")).await.unwrap();
+    log.append(event("nikhil", "test.day_2_late"))
+        .await
+        .unwrap();
 
     clock.set(START + Duration::days(366));
-    assert_eq!(log.purge_expired().await.unwrap(), 1, "only day 0 is past 365 days");
+    assert_eq!(
+        log.purge_expired().await.unwrap(),
+        1,
+        "only day 0 is past 365 days"
+    );
     clock.set(START + Duration::days(380));
-    assert_eq!(log.purge_expired().await.unwrap(), 1, "day 1 goes; day 200 stops the purge");
-    let left: Vec<_> = store.scan(0, 10).await.unwrap().into_iter().map(|e| e.action).collect();
+    assert_eq!(
+        log.purge_expired().await.unwrap(),
+        1,
+        "day 1 goes; day 200 stops the purge"
+    );
+    let left: Vec<_> = store
+        .scan(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
     assert_eq!(left, ["test.day_200", "test.day_2_late"]);
 
     // The chain still verifies from the anchor, and goes on from it.
-    assert_eq!(log.verify().await.unwrap(), VerifyReport { checked: 2, first_broken: None });
+    assert_eq!(
+        log.verify().await.unwrap(),
+        VerifyReport {
+            checked: 2,
+            first_broken: None
+        }
+    );
     clock.set(START + Duration::days(600));
     assert_eq!(log.purge_expired().await.unwrap(), 2);
-    let next = log.append(event("nikhil", "test.after_purge")).await.unwrap();
+    let next = log
+        .append(event("nikhil", "test.after_purge"))
+        .await
+        .unwrap();
     assert_eq!(next.seq, 5);
-    assert_eq!(log.verify().await.unwrap(), VerifyReport { checked: 1, first_broken: None });
+    assert_eq!(
+        log.verify().await.unwrap(),
+        VerifyReport {
+            checked: 1,
+            first_broken: None
+        }
+    );
 }
 
 #[tokio::test]
@@ -122,23 +184,38 @@ async fn export_filters_by_partner_and_time_and_escapes_csv() {
     let (log, _) = log(&clock);
     log.append(event("nikhil", "test.one")).await.unwrap();
     clock.advance(Duration::hours(1));
-    log.append(event("raja", "test.other_partner")).await.unwrap();
-    log.append(event("nikhil", "test.two").with_detail("=cmd(), \"x\"")).await.unwrap();
+    log.append(event("raja", "test.other_partner"))
+        .await
+        .unwrap();
+    log.append(event("nikhil", "test.two").with_detail("=cmd(), \"x\""))
+        .await
+        .unwrap();
     clock.advance(Duration::hours(1));
     log.append(event("nikhil", "test.three")).await.unwrap();
 
     let jsonl = log
-        .export(&pid("nikhil"), Some(START + Duration::minutes(30)), Some(START + Duration::minutes(90)), ExportFormat::Jsonl)
+        .export(
+            &pid("nikhil"),
+            Some(START + Duration::minutes(30)),
+            Some(START + Duration::minutes(90)),
+            ExportFormat::Jsonl,
+        )
         .await
         .unwrap();
-    let lines: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["action"], "test.two");
     assert_eq!(lines[0]["seq"], 3);
     let back: AuditEntry = serde_json::from_value(lines[0].clone()).unwrap();
     assert_eq!(back.hash.to_hex().len(), 64);
 
-    let csv = log.export(&pid("nikhil"), None, None, ExportFormat::Csv).await.unwrap();
+    let csv = log
+        .export(&pid("nikhil"), None, None, ExportFormat::Csv)
+        .await
+        .unwrap();
     let rows: Vec<&str> = csv.split("\r\n").filter(|r| !r.is_empty()).collect();
     assert_eq!(rows[0], CSV_HEADER);
     assert_eq!(rows.len(), 4);
