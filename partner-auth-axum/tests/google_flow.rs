@@ -108,6 +108,7 @@ fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
+        .no_proxy()
         .build()
         .unwrap()
 }
@@ -170,7 +171,7 @@ impl Harness {
             vault,
             events,
             sessions,
-            control: reqwest::Client::new(),
+            control: reqwest::Client::builder().no_proxy().build().unwrap(),
         }
     }
 

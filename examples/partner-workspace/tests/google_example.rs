@@ -88,6 +88,9 @@ fn workspace() -> Command {
         }
     }
     cmd.env_remove("RUST_LOG");
+    // Loopback only: a proxy setting of the machine must not reroute it.
+    cmd.env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
     cmd
 }
 
@@ -173,6 +176,7 @@ async fn example_signs_in_with_the_test_provider() {
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
+        .no_proxy()
         .build()
         .unwrap();
 
