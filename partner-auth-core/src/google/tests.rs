@@ -1130,3 +1130,28 @@ mod properties {
         }
     }
 }
+
+#[tokio::test]
+async fn google_provider_as_auth_provider() {
+    use crate::{AuthProvider, LoginProof};
+    let f = flow_fixture();
+
+    let mock = f
+        .provider
+        .authenticate(LoginProof::Mock {
+            user: "nikhil".into(),
+        })
+        .await;
+    let unknown_flow = f
+        .provider
+        .authenticate(LoginProof::AuthorizationCode {
+            flow_id: SecretString::from("not-a-flow"),
+            state: SecretString::from("s"),
+            code: SecretString::from("c"),
+        })
+        .await;
+
+    assert_eq!(f.provider.mode(), AuthMode::Google);
+    assert!(matches!(mock, Err(crate::Error::Forbidden { .. })));
+    assert_eq!(failure_code(&unknown_flow.unwrap_err()), "login_expired");
+}
