@@ -365,3 +365,41 @@ async fn s1_racing_refreshes_on_sqlite_both_keep_the_session() {
             .expect("session alive");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_handles_on_one_file_rotate_a_generation_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let one = SqliteDatabase::open(&path).await.unwrap();
+    let two = SqliteDatabase::open(&path).await.unwrap();
+    let h = harness(&one);
+    let login = login(&h, "nikhil", true).await;
+    let stores: [Arc<dyn SessionStore>; 2] = [
+        Arc::new(SqliteSessionStore::new(&one)),
+        Arc::new(SqliteSessionStore::new(&two)),
+    ];
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..32 {
+        let store = Arc::clone(&stores[i % 2]);
+        let presented = login.refresh.digest();
+        let next = partner_auth_core::RefreshRecord {
+            digest: partner_auth_core::RefreshToken::generate().digest(),
+            session_id: login.session.id,
+            generation: 1,
+            issued_at: OffsetDateTime::now_utc(),
+            used_at: None,
+        };
+        tasks.spawn(async move { store.rotate(0, &presented, &next, next.issued_at).await });
+    }
+    let mut wins = 0;
+    while let Some(done) = tasks.join_next().await {
+        if done.unwrap().expect("rotate under contention") {
+            wins += 1;
+        }
+    }
+
+    assert_eq!(wins, 1, "{wins} rotations from generation 0 succeeded");
+    let stored = stores[1].get(login.session.id).await.unwrap().unwrap();
+    assert_eq!(stored.refresh_generation, 1);
+}
