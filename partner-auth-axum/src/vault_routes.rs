@@ -23,9 +23,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
+use partner_auth_core::vault::service::actions;
 use partner_auth_core::vault::{
-    AuditContext, AuditFilter, AuditLog, Channel, CredentialKind, CredentialService, ExportFormat,
-    NewCredential, VaultError,
+    AuditContext, AuditEvent, AuditFilter, AuditLog, Channel, CredentialKind, CredentialService,
+    ExportFormat, NewCredential, Outcome, VaultError,
 };
 use partner_auth_core::{CredentialId, Entitlement, Error, SessionManager};
 use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
@@ -119,6 +120,31 @@ pub fn vault_error(error: Error) -> ApiError {
     }
 }
 
+/// Checks an entitlement; a refusal is written to the audit log (outcome
+/// `denied`) before the 403 goes out.
+async fn guard(
+    state: &VaultState,
+    caller: &Caller,
+    entitlement: Entitlement,
+    action: &str,
+    id: Option<&str>,
+) -> Result<(), ApiError> {
+    let Err(refused) = caller.require_entitlement(entitlement) else {
+        return Ok(());
+    };
+    let target = id.map(|i| format!("credential:{}", cut(i, 64)));
+    let event = AuditEvent::new(&context(caller), action, target, Outcome::Denied)
+        .with_detail(format!("missing_entitlement={}", entitlement.as_str()));
+    if let Err(e) = state.audit.append(event).await {
+        tracing::warn!(error = %e, "denied request not audited");
+    }
+    Err(refused)
+}
+
+fn cut(text: &str, max: usize) -> String {
+    text.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
 fn context(caller: &Caller) -> AuditContext {
     let channel = match caller.source {
         CredentialSource::Bearer => Channel::Api,
@@ -140,7 +166,14 @@ fn no_store(mut response: Response) -> Response {
 }
 
 async fn list(State(state): State<VaultState>, caller: Caller) -> Result<Response, ApiError> {
-    caller.require_entitlement(Entitlement::ViewCredentials)?;
+    guard(
+        &state,
+        &caller,
+        Entitlement::ViewCredentials,
+        actions::LIST,
+        None,
+    )
+    .await?;
     let items = state
         .credentials
         .list(&context(&caller))
@@ -166,7 +199,14 @@ async fn create(
     caller: Caller,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<Response, ApiError> {
-    caller.require_entitlement(Entitlement::ManageCredentials)?;
+    guard(
+        &state,
+        &caller,
+        Entitlement::ManageCredentials,
+        actions::CREATE,
+        None,
+    )
+    .await?;
     let new = NewCredential {
         kind: body.kind,
         owner: None,
@@ -198,7 +238,14 @@ async fn rotate(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<RotateBody>,
 ) -> Result<Response, ApiError> {
-    caller.require_entitlement(Entitlement::ManageCredentials)?;
+    guard(
+        &state,
+        &caller,
+        Entitlement::ManageCredentials,
+        actions::ROTATE,
+        Some(id.as_str()),
+    )
+    .await?;
     let id = parse_id(&id)?;
     let secret = SecretSlice::from(body.secret.expose_secret().as_bytes().to_vec());
     let meta = state
@@ -214,7 +261,14 @@ async fn reveal(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    caller.require_entitlement(Entitlement::RevealCredentials)?;
+    guard(
+        &state,
+        &caller,
+        Entitlement::RevealCredentials,
+        actions::REVEAL,
+        Some(id.as_str()),
+    )
+    .await?;
     let id = parse_id(&id)?;
     let secret = state
         .credentials
@@ -238,7 +292,14 @@ async fn revoke(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    caller.require_entitlement(Entitlement::ManageCredentials)?;
+    guard(
+        &state,
+        &caller,
+        Entitlement::ManageCredentials,
+        actions::REVOKE,
+        Some(id.as_str()),
+    )
+    .await?;
     let id = parse_id(&id)?;
     let meta = state
         .credentials
@@ -278,7 +339,7 @@ async fn audit(
     caller: Caller,
     q: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    caller.require_entitlement(Entitlement::ViewAudit)?;
+    guard(&state, &caller, Entitlement::ViewAudit, "audit.view", None).await?;
     let q = query(q)?;
     let filter = AuditFilter {
         from: parse_time(q.from.as_deref(), "from")?,
@@ -303,7 +364,14 @@ async fn export(
     caller: Caller,
     q: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    caller.require_entitlement(Entitlement::ExportAudit)?;
+    guard(
+        &state,
+        &caller,
+        Entitlement::ExportAudit,
+        "audit.export",
+        None,
+    )
+    .await?;
     let q = query(q)?;
     let (format, content_type, ext) = match q.format.as_deref() {
         Some("jsonl") | None => (ExportFormat::Jsonl, "application/x-ndjson", "jsonl"),
@@ -322,6 +390,10 @@ async fn export(
         .export(caller.partner(), from, to, format)
         .await
         .map_err(vault_error)?;
+    // Who took a copy of the log is itself worth a line in it.
+    let event = AuditEvent::new(&context(&caller), "audit.export", None, Outcome::Success)
+        .with_detail(format!("format={ext}"));
+    state.audit.append(event).await.map_err(vault_error)?;
     let disposition = format!("attachment; filename=\"audit-{}.{ext}\"", caller.partner());
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();

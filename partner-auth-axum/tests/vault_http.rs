@@ -32,6 +32,7 @@ impl KeySource for TestKey {
 
 struct App {
     router: Router,
+    audit: Arc<partner_auth_core::vault::AuditLog>,
     sink: Arc<partner_auth_core::vault::AuditEvents>,
     sessions: Arc<SessionManager>,
     directory: Arc<Directory>,
@@ -74,6 +75,7 @@ async fn app() -> App {
     };
     App {
         router: router(state),
+        audit: stack.audit.clone(),
         sink,
         sessions,
         directory,
@@ -423,6 +425,31 @@ async fn routes_are_guarded_by_entitlements() {
     }
     let (status, _, _) = app.call(None, "GET", "/api/credentials", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Refusals are audited under the caller's partner.
+    let mukesh_log = app
+        .audit
+        .list(
+            &partner_auth_core::PartnerId::new("mukesh").unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let denied: Vec<_> = mukesh_log
+        .iter()
+        .filter(|e| e.outcome == partner_auth_core::vault::Outcome::Denied)
+        .map(|e| (e.action.as_str(), e.detail.as_deref()))
+        .collect();
+    assert_eq!(
+        denied,
+        [
+            (
+                "credential.reveal",
+                Some("missing_entitlement=reveal_credentials")
+            ),
+            ("audit.view", Some("missing_entitlement=view_audit")),
+        ]
+    );
 }
 
 #[tokio::test]

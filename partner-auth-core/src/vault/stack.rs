@@ -133,6 +133,26 @@ impl VaultStack {
         AuditEvents::spawn(self.audit.clone(), capacity)
     }
 
+    /// Runs the rotation scheduler and the audit retention purge every
+    /// `every`, until the task is aborted. A failed pass is logged; the next
+    /// one runs on time.
+    pub fn spawn_maintenance(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let scheduler = self.scheduler.clone();
+        let audit = self.audit.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            loop {
+                ticker.tick().await;
+                if let Err(e) = scheduler.run_once().await {
+                    tracing::warn!(error = %e, "credential rotation pass failed");
+                }
+                if let Err(e) = audit.purge_expired().await {
+                    tracing::warn!(error = %e, "audit retention purge failed");
+                }
+            }
+        })
+    }
+
     /// A rewrap job over the credential store.
     pub fn rewrap_job(&self) -> RewrapJob {
         RewrapJob::new(self.stores.credentials.clone(), self.keys.clone())
