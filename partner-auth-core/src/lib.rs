@@ -56,6 +56,9 @@
 //!   (revokes the session), the racing-tabs grace window, logout and forced
 //!   logout, and raises [`SecurityEvent`]s.
 //! - [`Clock`] is injected so tests move time instead of sleeping.
+//! - [`vault`] seals credentials (AES-256-GCM envelopes under rotating
+//!   key-encryption keys), runs [`CredentialService`] and keeps the
+//!   tamper-evident [`vault::AuditLog`]; [`VaultStack`] wires it together.
 //!
 //! ## Security notes
 //!
@@ -111,4 +114,4 @@ pub use refresh::{RefreshToken, TokenDigest};
 pub use role::{Role, RoleGrant};
 pub use session::{RefreshRecord, RevokeReason, Session, SessionFilter, SessionStore};
 pub use token::{AccessClaims, AccessToken, Actor, TokenConfig, TokenIssuer};
-pub use vault::{MemoryVault, Vault};
+pub use vault::{CredentialService, MemoryVault, Vault, VaultError, VaultStack};
