@@ -683,7 +683,7 @@ impl AuditLog {
 
         // Another process may append between our read and our write; the
         // store's unique sequence makes that a conflict, and we go again.
-        for _ in 0..8 {
+        for _ in 0..32 {
             let (seq, prev) = match self.store.head().await? {
                 Some(head) => (head.seq + 1, head.hash),
                 None => match self.store.anchor().await? {
@@ -709,7 +709,7 @@ impl AuditLog {
             entry.hash = entry.compute_hash(&self.key);
             match self.store.append(&entry).await {
                 Ok(()) => return Ok(entry),
-                Err(Error::Conflict { .. }) => continue,
+                Err(Error::Conflict { .. }) => tokio::task::yield_now().await,
                 Err(e) => return Err(e),
             }
         }
