@@ -497,8 +497,50 @@ pub fn vault_stores(db: &SqliteDatabase) -> VaultStores {
 
 /// The whole vault on `db`: keys loaded from `source` (for example
 /// [`partner_auth_core::vault::EnvKeySource::from_env`]), the audit log,
-/// the credential service and the rotation scheduler. See
-/// [`VaultStack`] for what to hand the login flow and the event fan-out.
+/// the credential service and the rotation scheduler.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// use partner_auth_core::vault::{
+///     DevKeySource, EnvKeySource, KeySource, RetryConfig, TracingVaultEvents,
+/// };
+/// use partner_auth_core::{Directory, EventFanout, SystemClock, TracingEvents};
+/// use partner_auth_sqlx::{SqliteDatabase, vault_stack};
+///
+/// let db = SqliteDatabase::open("data/partner-auth.sqlite3".as_ref()).await?;
+/// let directory = Arc::new(Directory::launch()?);
+/// // PARTNER_AUTH_VAULT_KEY="id:BASE64[,id:BASE64...]", primary first; a
+/// // generated development key file otherwise (it warns on every start).
+/// let env = EnvKeySource::from_env();
+/// let source: Box<dyn KeySource> = if env.is_set() {
+///     Box::new(env)
+/// } else {
+///     Box::new(DevKeySource::new("data/vault-dev.key"))
+/// };
+/// let vault = vault_stack(
+///     &db,
+///     source.as_ref(),
+///     Arc::new(SystemClock),
+///     directory,
+///     Arc::new(TracingVaultEvents),
+/// )
+/// .await?;
+///
+/// // Session events into the audit log, next to the tracing sink.
+/// let events = EventFanout::new()
+///     .with(Arc::new(TracingEvents))
+///     .with(vault.audit_events(1024));
+/// // What the Google sign-in keeps provider refresh tokens in.
+/// let login_vault = vault.login_vault(RetryConfig::default());
+/// // Rotation scheduler and audit retention, hourly.
+/// let maintenance = vault.spawn_maintenance(Duration::from_secs(3600));
+/// # let _ = (events, login_vault, maintenance);
+/// # Ok(()) }
+/// ```
 pub async fn vault_stack(
     db: &SqliteDatabase,
     source: &dyn KeySource,
