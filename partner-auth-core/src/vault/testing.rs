@@ -2,7 +2,7 @@
 //!
 //! A backend crate runs each suite against a fresh, empty store:
 //!
-//! ```ignore
+//! ```text
 //! partner_auth_core::vault::testing::credential_store_conformance(store).await;
 //! ```
 //!
