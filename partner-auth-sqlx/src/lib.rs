@@ -124,9 +124,7 @@ pub use error::StoreError;
 #[cfg(feature = "sqlite")]
 pub use audit::SqliteAuditStore;
 #[cfg(feature = "sqlite")]
-pub use credentials::{
-    SqliteCredentialStore, SqliteKeyMetaStore, vault_stack, vault_stores,
-};
+pub use credentials::{SqliteCredentialStore, SqliteKeyMetaStore, vault_stack, vault_stores};
 #[cfg(feature = "sqlite")]
 pub use db::{SQLITE_MIGRATIONS, SqliteDatabase};
 #[cfg(feature = "sqlite")]

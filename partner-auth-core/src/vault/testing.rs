@@ -316,12 +316,16 @@ pub fn sample_entry(seq: u64, partner: Option<&PartnerId>, at: OffsetDateTime) -
         at,
         partner: partner.cloned(),
         actor: partner.map(|p| UserId::new(p.as_str()).expect("valid user id")),
-        impersonator: seq.is_multiple_of(2).then(|| UserId::new("staff").expect("valid user id")),
+        impersonator: seq
+            .is_multiple_of(2)
+            .then(|| UserId::new("staff").expect("valid user id")),
         channel: Channel::Api,
         action: "credential.reveal".into(),
         target: Some(format!("credential:{seq}")),
         outcome: Outcome::Success,
-        detail: seq.is_multiple_of(3).then(|| "reason=x, \"quoted\"".to_owned()),
+        detail: seq
+            .is_multiple_of(3)
+            .then(|| "reason=x, \"quoted\"".to_owned()),
         key_id: kek("k1"),
         prev_hash: ChainHash([u8::try_from(seq % 256).unwrap_or(0); 32]),
         hash: ChainHash([u8::try_from((seq + 1) % 256).unwrap_or(0); 32]),
