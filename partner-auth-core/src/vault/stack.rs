@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use super::{
-    AuditEvents, AuditLog, AuditStore, CredentialService, CredentialStore, KeyMetaStore, KeySource,
-    MIN_RETENTION_DAYS, MemoryAuditStore, MemoryCredentialStore, MemoryKeyMetaStore,
-    ResilientVault, RetryConfig, RewrapJob, RotationScheduler, VaultEventSink, VaultKeyring,
+    AuditEvent, AuditEvents, AuditLog, AuditStore, Channel, CredentialService, CredentialStore,
+    KekId, KeyMetaStore, KeyReferences, KeySource, MIN_RETENTION_DAYS, MemoryAuditStore,
+    MemoryCredentialStore, MemoryKeyMetaStore, Outcome, ResilientVault, RetryConfig, RewrapJob,
+    RewrapReport, RotationScheduler, VaultEventSink, VaultKeyring,
 };
 use crate::{Clock, Directory, Error};
 
@@ -157,4 +158,65 @@ impl VaultStack {
     pub fn rewrap_job(&self) -> RewrapJob {
         RewrapJob::new(self.stores.credentials.clone(), self.keys.clone())
     }
+
+    async fn audit_key_event(
+        &self,
+        action: &str,
+        kek: &KekId,
+        channel: Channel,
+        result: Result<String, &Error>,
+    ) -> Result<(), Error> {
+        let (outcome, detail) = match result {
+            Ok(detail) => (Outcome::Success, detail),
+            Err(e) => (
+                Outcome::Failure,
+                format!("error={}", cut(&e.to_string(), 200)),
+            ),
+        };
+        let event = AuditEvent {
+            partner: None,
+            actor: None,
+            impersonator: None,
+            channel,
+            action: action.to_owned(),
+            target: Some(format!("kek:{kek}")),
+            outcome,
+            detail: Some(detail),
+        };
+        self.audit.append(event).await.map(|_| ())
+    }
+
+    /// Moves every record (and the audit key) from `from` to the primary
+    /// key, and writes an audit entry with the counts.
+    pub async fn rewrap(&self, from: &KekId, channel: Channel) -> Result<RewrapReport, Error> {
+        let result = self.rewrap_job().run(from, None).await;
+        let detail = result.as_ref().map(|r| {
+            format!(
+                "rewrapped={} skipped={} failed={} remaining={}",
+                r.rewrapped, r.skipped, r.failed, r.remaining
+            )
+        });
+        self.audit_key_event("vault.key_rewrap", from, channel, detail)
+            .await?;
+        result
+    }
+
+    /// Retires `kek` if no credential and not the audit key refer to it,
+    /// and writes an audit entry either way.
+    pub async fn retire_key(&self, kek: &KekId, channel: Channel) -> Result<(), Error> {
+        let refs: [&dyn KeyReferences; 1] = [self.stores.credentials.as_ref()];
+        let result = self.keys.retire(kek, &refs).await;
+        self.audit_key_event(
+            "vault.key_retire",
+            kek,
+            channel,
+            result.as_ref().map(|()| String::from("retired")),
+        )
+        .await?;
+        result
+    }
+}
+
+fn cut(text: &str, max: usize) -> String {
+    text.chars().filter(|c| !c.is_control()).take(max).collect()
 }

@@ -848,3 +848,37 @@ async fn bad_inputs_are_refused_before_anything_is_stored() {
     );
     let _ = CredentialId::random();
 }
+
+#[tokio::test]
+async fn key_management_through_the_stack_is_audited() {
+    let w = world().await;
+    w.stack
+        .credentials
+        .create(&ctx("raja"), new_key("r", "raja-secret"))
+        .await
+        .unwrap();
+    let (k1, k2) = (KekId::new("k1").unwrap(), KekId::new("k2").unwrap());
+    w.stack.keys.stage(kek("k2", 2)).await.unwrap();
+    w.stack.keys.promote(&k2).await.unwrap();
+
+    assert!(w.stack.retire_key(&k1, Channel::Cli).await.is_err());
+    let report = w.stack.rewrap(&k1, Channel::Cli).await.unwrap();
+    assert_eq!((report.rewrapped, report.remaining), (1, 0));
+    w.stack.retire_key(&k1, Channel::Cli).await.unwrap();
+
+    let entries = w.stores.audit.scan(0, 100).await.unwrap();
+    let keys: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action.starts_with("vault."))
+        .map(|e| (e.action.as_str(), e.outcome, e.channel, e.partner.is_none()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("vault.key_retire", Outcome::Failure, Channel::Cli, true),
+            ("vault.key_rewrap", Outcome::Success, Channel::Cli, true),
+            ("vault.key_retire", Outcome::Success, Channel::Cli, true),
+        ]
+    );
+    assert_eq!(w.stack.audit.verify().await.unwrap().first_broken, None);
+}
