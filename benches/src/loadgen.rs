@@ -92,7 +92,7 @@ async fn worker(client: reqwest::Client, args: &Args, user: String, until: Insta
     let mut n = 0u32;
     while Instant::now() < until {
         n += 1;
-        if args.refresh_every > 0 && n % args.refresh_every == 0 {
+        if args.refresh_every > 0 && n.is_multiple_of(args.refresh_every) {
             let t = Instant::now();
             let res = client
                 .post(format!("{}/api/token/refresh", args.base))

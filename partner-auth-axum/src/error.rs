@@ -4,6 +4,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use partner_auth_core::Error;
+use partner_auth_core::vault::VaultError;
 use serde_json::json;
 
 /// An error as the HTTP API reports it: `{"error": "snake_code", "message": "..."}`.
@@ -72,6 +73,9 @@ impl ApiError {
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         use StatusCode as S;
+        if let Error::Vault(v) = &error {
+            return vault_api_error(v);
+        }
         let (status, code) = match &error {
             Error::InvalidId { .. } => (S::BAD_REQUEST, "invalid_id"),
             Error::UnknownRole { .. } => (S::BAD_REQUEST, "unknown_role"),
@@ -150,4 +154,47 @@ pub async fn method_not_allowed_fallback() -> ApiError {
         "method_not_allowed",
         "method not allowed on this route",
     )
+}
+
+/// The HTTP form of a vault error: a missing or foreign credential is 404,
+/// a refusal by policy 403, a revoked one 409, bad input 400; an envelope
+/// that does not open is logged and reported as a 500 without detail.
+fn vault_api_error(v: &VaultError) -> ApiError {
+    match v {
+        VaultError::NotFound => ApiError::not_found(),
+        VaultError::Revoked => ApiError::new(
+            StatusCode::CONFLICT,
+            "credential_revoked",
+            "the credential was revoked",
+        ),
+        VaultError::Concurrent => ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "the credential changed meanwhile; try again",
+        ),
+        VaultError::RotationOverdue => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "rotation_overdue",
+            "the credential is overdue for rotation; rotate it first",
+        ),
+        VaultError::Invalid(_) | VaultError::SecretLength { .. } => {
+            ApiError::bad_request("invalid_input", v.to_string())
+        }
+        VaultError::KeyExhausted(_) => {
+            tracing::error!(error = %v, "vault refused to seal");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "vault_unavailable",
+                "the vault can not seal right now",
+            )
+        }
+        _ => {
+            tracing::error!(error = %v, "vault failure");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "vault_error",
+                "the credential could not be read",
+            )
+        }
+    }
 }

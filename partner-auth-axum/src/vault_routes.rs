@@ -26,7 +26,7 @@ use base64::Engine as _;
 use partner_auth_core::vault::service::actions;
 use partner_auth_core::vault::{
     AuditContext, AuditEvent, AuditFilter, AuditLog, Channel, CredentialKind, CredentialService,
-    ExportFormat, NewCredential, Outcome, VaultError,
+    ExportFormat, NewCredential, Outcome,
 };
 use partner_auth_core::{CredentialId, Entitlement, Error, SessionManager};
 use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
@@ -74,50 +74,10 @@ pub fn router(state: VaultState) -> Router {
         .with_state(state)
 }
 
-/// The HTTP form of a vault error: a missing or foreign credential is 404,
-/// a refusal by policy 403, a revoked one 409, bad input 400; an envelope
-/// that does not open is logged and reported as a 500 without detail.
+/// The HTTP form of an error from the vault routes; the mapping itself lives
+/// with every other error mapping in [`crate::error`].
 pub fn vault_error(error: Error) -> ApiError {
-    let Error::Vault(v) = &error else {
-        return ApiError::from(error);
-    };
-    match v {
-        VaultError::NotFound => ApiError::not_found(),
-        VaultError::Revoked => ApiError::new(
-            StatusCode::CONFLICT,
-            "credential_revoked",
-            "the credential was revoked",
-        ),
-        VaultError::Concurrent => ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            "the credential changed meanwhile; try again",
-        ),
-        VaultError::RotationOverdue => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "rotation_overdue",
-            "the credential is overdue for rotation; rotate it first",
-        ),
-        VaultError::Invalid(_) | VaultError::SecretLength { .. } => {
-            ApiError::bad_request("invalid_input", v.to_string())
-        }
-        VaultError::KeyExhausted(_) => {
-            tracing::error!(error = %v, "vault refused to seal");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "vault_unavailable",
-                "the vault can not seal right now",
-            )
-        }
-        _ => {
-            tracing::error!(error = %v, "vault failure");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "vault_error",
-                "the credential could not be read",
-            )
-        }
-    }
+    ApiError::from(error)
 }
 
 /// Checks an entitlement; a refusal is written to the audit log (outcome

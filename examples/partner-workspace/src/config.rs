@@ -8,7 +8,19 @@ use time::Duration;
 
 /// The partner-auth example server.
 #[derive(Debug, Parser)]
-#[command(name = "partner-workspace", version, about, long_about = None)]
+#[command(
+    name = "partner-workspace",
+    version,
+    about,
+    long_about = None,
+    after_help = "Secrets and Google settings are read from the environment only:\n  \
+        PARTNER_AUTH_VAULT_KEY             vault keys, `id:BASE64[,id:BASE64...]` (first is primary)\n  \
+        PARTNER_AUTH_GOOGLE_CLIENT_ID      turns Google sign-in on\n  \
+        PARTNER_AUTH_GOOGLE_CLIENT_SECRET  the OAuth client secret\n  \
+        PARTNER_AUTH_GOOGLE_REDIRECT_URL   the registered callback URL\n  \
+        PARTNER_AUTH_GOOGLE_ISSUER         default https://accounts.google.com\n  \
+        RUST_LOG                           log filter (default info,tower_http=info,sqlx=warn)"
+)]
 pub struct Cli {
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
@@ -123,6 +135,12 @@ pub struct ServeArgs {
         global = true
     )]
     pub audience: String,
+
+    /// File holding the vault's key-encryption keys (same syntax as
+    /// `PARTNER_AUTH_VAULT_KEY`, which takes precedence). Without either, a
+    /// development key is generated in the data directory; production refuses.
+    #[arg(long, env = "PARTNER_AUTH_VAULT_KEY_FILE", global = true)]
+    pub vault_key_file: Option<PathBuf>,
 
     /// Log format: `text` or `json`.
     #[arg(

@@ -22,15 +22,25 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use partner_auth_axum::vault_routes::{self, VaultState};
 use partner_auth_axum::{AuthState, CookieSettings, app, routes, serve};
+use partner_auth_core::vault::{
+    DevKeySource, EnvKeySource, FileKeySource, KeySource, RetryConfig, TracingVaultEvents,
+};
 use partner_auth_core::{
-    AuthProvider, Directory, EventFanout, KeyRing, MemoryVault, RunMode, SessionManager,
-    SystemClock, TokenIssuer, TracingEvents,
+    AuthProvider, Directory, EventFanout, KeyRing, RunMode, SessionManager, SystemClock,
+    TokenIssuer, TracingEvents,
 };
 use partner_auth_sqlx::{SqliteDatabase, SqliteIdentityStore, SqliteSessionStore};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Cli, Command, ServeArgs};
+
+/// How often credential rotation is checked and the audit retention purge runs.
+const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Security events waiting to be written to the audit log.
+const AUDIT_QUEUE: usize = 1024;
 
 /// Filter used when `RUST_LOG` is not set.
 const DEFAULT_LOG_FILTER: &str = "info,tower_http=info,sqlx=warn";
@@ -87,9 +97,27 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(SqliteSessionStore::new(&db));
 
     let clock = Arc::new(SystemClock);
+
+    // The vault comes before the sessions: its audit log receives their events.
+    let key_source = vault_key_source(&args, mode)?;
+    let vault = partner_auth_sqlx::vault_stack(
+        &db,
+        key_source.as_ref(),
+        clock.clone(),
+        directory.clone(),
+        Arc::new(TracingVaultEvents),
+    )
+    .await
+    .context("opening the credential vault")?;
+    let _maintenance = vault.spawn_maintenance(MAINTENANCE_EVERY);
+
     let ring = KeyRing::load_or_create(&data_dir.join("signing-keys"))?;
     let issuer = Arc::new(TokenIssuer::new(ring, args.token_config(), clock.clone())?);
-    let events = Arc::new(EventFanout::new().with(Arc::new(TracingEvents)));
+    let events = Arc::new(
+        EventFanout::new()
+            .with(Arc::new(TracingEvents))
+            .with(vault.audit_events(AUDIT_QUEUE)),
+    );
     let sessions = Arc::new(SessionManager::new(
         store,
         issuer,
@@ -103,21 +131,29 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cookies = CookieSettings {
         secure: args.serves_https(),
     };
-    // Google sign-in is on when PARTNER_AUTH_GOOGLE_CLIENT_ID is set. Provider
-    // refresh tokens are kept in memory here; a sealed vault can replace it.
+    // Google sign-in is on when PARTNER_AUTH_GOOGLE_CLIENT_ID is set. Google's
+    // refresh tokens are sealed in the vault; a failed write never fails the
+    // login, it is retried from a bounded queue.
     let google = google::router_from_env(
         sessions.clone(),
         Arc::new(SqliteIdentityStore::new(&db)),
-        Arc::new(MemoryVault::new()),
+        vault.login_vault(RetryConfig::default()),
         cookies,
     )
     .await?;
+    let vault_router = vault_routes::router(VaultState {
+        sessions: sessions.clone(),
+        credentials: vault.credentials.clone(),
+        audit: vault.audit.clone(),
+    });
     let state = AuthState {
         sessions,
         mock,
         cookies,
     };
-    let router = app([routes::router(state)].into_iter().chain(google));
+    let router = app([routes::router(state), vault_router]
+        .into_iter()
+        .chain(google));
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -129,6 +165,26 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     serve(listener, router, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Where the vault's key-encryption keys come from: `PARTNER_AUTH_VAULT_KEY`,
+/// else `--vault-key-file`, else (development only) a key file generated in
+/// the data directory.
+fn vault_key_source(args: &ServeArgs, mode: RunMode) -> anyhow::Result<Box<dyn KeySource>> {
+    let env = EnvKeySource::from_env();
+    if env.is_set() {
+        return Ok(Box::new(env));
+    }
+    if let Some(path) = &args.vault_key_file {
+        return Ok(Box::new(FileKeySource::new(path)));
+    }
+    anyhow::ensure!(
+        mode != RunMode::Production,
+        "production mode needs PARTNER_AUTH_VAULT_KEY or PARTNER_AUTH_VAULT_KEY_FILE"
+    );
+    Ok(Box::new(DevKeySource::new(
+        args.data_dir.join("vault-dev.key"),
+    )))
 }
 
 #[expect(
