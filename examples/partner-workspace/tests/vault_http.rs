@@ -105,7 +105,7 @@ async fn credential_lifecycle_is_sealed_audited_and_partner_scoped() {
     assert_eq!(status, 200, "{audit}");
     let text = audit.to_string();
     for action in [
-        "login",
+        "session.login_succeeded",
         "credential.create",
         "credential.reveal",
         "credential.rotate",
@@ -190,4 +190,31 @@ async fn a_wrong_vault_key_is_refused_at_start_and_stored_data_survives() {
     let nikhil = server.login("nikhil", false).await;
     let (_, list) = server.get("/api/credentials", &nikhil.access).await;
     assert_eq!(list["credentials"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn sessions_s1_reuse_is_audited() {
+    let server = Server::start_with(&[("PARTNER_AUTH_VAULT_KEY", KEY)]);
+    let r0 = server.login("nikhil", false).await;
+    let (_, b1) = server.refresh(&r0.refresh).await;
+    let (_, b2) = server.refresh(b1["refresh_token"].as_str().unwrap()).await;
+    assert!(b2["access_token"].is_string());
+    let (status, _) = server.refresh(&r0.refresh).await;
+    assert_eq!(status, 401);
+
+    // The session is gone, so read the audit log from a fresh one.
+    let admin = server.login("nikhil", false).await;
+    let mut found = false;
+    for _ in 0..50 {
+        let (_, audit) = server.get("/api/audit", &admin.access).await;
+        let entries = audit["entries"].as_array().cloned().unwrap_or_default();
+        found = entries
+            .iter()
+            .any(|e| e["action"] == "session.refresh_reuse");
+        if found {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(found, "no session.refresh_reuse entry in the audit log");
 }
