@@ -23,10 +23,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let headers = req.headers().clone();
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| ApiError::payload_too_large())?;
+        let (headers, bytes) = read(req, state).await?;
         if bytes.is_empty() {
             return Ok(Self(None));
         }
@@ -46,10 +43,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let headers = req.headers().clone();
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| ApiError::payload_too_large())?;
+        let (headers, bytes) = read(req, state).await?;
         if bytes.is_empty() {
             if !is_json(&headers) {
                 return Err(ApiError::unsupported_media_type());
@@ -61,6 +55,19 @@ where
         }
         parse_json(&headers, &bytes).map(Self)
     }
+}
+
+/// The headers and the whole body, within the body limit.
+async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<(HeaderMap, Bytes), ApiError> {
+    let headers = req.headers().clone();
+    let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::payload_too_large()
+        } else {
+            ApiError::bad_request("invalid_body", "the request body could not be read")
+        }
+    })?;
+    Ok((headers, bytes))
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

@@ -217,12 +217,30 @@ async fn own_sessions(
     caller: Caller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let sessions = state.sessions.own_sessions(&caller).await?;
+    Ok(session_list(&state, &sessions, &caller))
+}
+
+/// A session or user that is missing, or belongs to a partner the caller may
+/// not see, is one and the same 404.
+fn hide_missing(error: Error) -> ApiError {
+    match error {
+        Error::SessionNotFound | Error::UnknownUser => ApiError::not_found(),
+        other => other.into(),
+    }
+}
+
+/// `{"sessions": [...]}`, each marked whether it is the caller's own.
+fn session_list(
+    state: &AuthState,
+    sessions: &[partner_auth_core::Session],
+    caller: &Caller,
+) -> Json<serde_json::Value> {
     let directory = state.sessions.directory();
     let list: Vec<_> = sessions
         .iter()
         .map(|s| session_json(s, directory, Some(caller.session.id)))
         .collect();
-    Ok(Json(json!({ "sessions": list })))
+    Json(json!({ "sessions": list }))
 }
 
 fn parse_session_id(text: &str) -> Result<SessionId, ApiError> {
@@ -239,10 +257,7 @@ async fn revoke_own_session(
         .sessions
         .revoke_own(&caller, id)
         .await
-        .map_err(|e| match e {
-            Error::SessionNotFound => ApiError::not_found(),
-            other => other.into(),
-        })?;
+        .map_err(hide_missing)?;
     Ok(Json(json!({ "status": "revoked", "id": id })))
 }
 
@@ -269,12 +284,7 @@ async fn admin_sessions(
         .sessions
         .admin_sessions(&caller, partner.as_ref(), user.as_ref())
         .await?;
-    let directory = state.sessions.directory();
-    let list: Vec<_> = sessions
-        .iter()
-        .map(|s| session_json(s, directory, Some(caller.session.id)))
-        .collect();
-    Ok(Json(json!({ "sessions": list })))
+    Ok(session_list(&state, &sessions, &caller))
 }
 
 async fn admin_revoke_session(
@@ -288,10 +298,7 @@ async fn admin_revoke_session(
         .sessions
         .admin_revoke(&caller, id)
         .await
-        .map_err(|e| match e {
-            Error::SessionNotFound => ApiError::not_found(),
-            other => other.into(),
-        })?;
+        .map_err(hide_missing)?;
     Ok(Json(session_json(
         &session,
         state.sessions.directory(),
@@ -313,10 +320,7 @@ async fn admin_revoke_user(
         .sessions
         .admin_revoke_user(&caller, &user)
         .await
-        .map_err(|e| match e {
-            Error::UnknownUser => ApiError::not_found(),
-            other => other.into(),
-        })?;
+        .map_err(hide_missing)?;
     Ok(Json(json!({ "user": user, "revoked": revoked })))
 }
 

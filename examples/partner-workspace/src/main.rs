@@ -90,6 +90,9 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => Directory::launch()?,
     });
 
+    // Refused settings fail before anything is opened or generated.
+    let mock = mock_provider(&args, directory.clone(), mode)?;
+
     let db_path = data_dir.join("partner-auth.sqlite3");
     let db = SqliteDatabase::open(&db_path)
         .await
@@ -127,7 +130,6 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         args.session_config(),
     )?);
 
-    let mock = mock_provider(&args, directory.clone(), mode)?;
     let cookies = CookieSettings {
         secure: args.serves_https(),
     };
