@@ -68,8 +68,8 @@ pub use notify::{RecordedVaultEvents, TracingVaultEvents, VaultEvent, VaultEvent
 pub use policy::{RotationScheduler, ScanReport};
 pub use resilient::{ResilientVault, RetryConfig};
 pub use rewrap::{RewrapJob, RewrapReport};
-pub use service::{CredentialService, NewCredential};
-pub use sink::AuditEvents;
+pub use service::{CredentialService, NewCredential, RevealScope};
+pub use sink::{AuditEvents, request_channel, with_request_channel};
 pub use stack::{VaultStack, VaultStores};
 pub use store::CredentialStore;
 

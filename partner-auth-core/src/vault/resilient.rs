@@ -8,8 +8,15 @@
 //! still fails after the last try is dropped with
 //! [`VaultEvent::ProviderTokenDropped`]; the next login asks the provider
 //! for consent again and so gets a new one.
+//!
+//! A queued token is older than any token a later login for the same issuer
+//! and subject brings. Each write takes a ticket; a retry goes ahead only
+//! while its ticket is still the newest for that subject, under a
+//! per-subject lock that also covers the later login's write, and is
+//! otherwise dropped with the reason `superseded`. A stale token therefore
+//! never overwrites a newer one.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,6 +53,55 @@ struct Pending {
     issuer: String,
     subject: String,
     token: SecretString,
+    ticket: u64,
+}
+
+type Key = (String, String);
+
+/// What is known about one issuer and subject while a write for it is in
+/// flight or queued.
+#[derive(Default)]
+struct Slot {
+    // The ticket of the newest write started for this subject.
+    latest: u64,
+    // Writes in flight or queued.
+    users: usize,
+    // Of those, queued for a retry.
+    queued: usize,
+    // Serialises writes for this subject, so that a retry's check of
+    // `latest` and its write can not interleave with a newer login's write.
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Per-subject bookkeeping shared by the inline path and the retry task.
+#[derive(Default)]
+struct Slots {
+    next: u64,
+    map: HashMap<Key, Slot>,
+}
+
+impl Slots {
+    /// Starts a write: a new ticket, the newest for `key`.
+    fn enter(&mut self, key: &Key) -> (u64, Arc<tokio::sync::Mutex<()>>) {
+        self.next += 1;
+        let slot = self.map.entry(key.clone()).or_default();
+        slot.latest = self.next;
+        slot.users += 1;
+        (self.next, slot.lock.clone())
+    }
+
+    /// Ends a write (stored, superseded or given up).
+    fn leave(&mut self, key: &Key, was_queued: bool) {
+        if let Some(slot) = self.map.get_mut(key) {
+            slot.users = slot.users.saturating_sub(1);
+            if was_queued {
+                slot.queued = slot.queued.saturating_sub(1);
+            }
+            if slot.users == 0 {
+                self.map.remove(key);
+            }
+        }
+    }
 }
 
 /// A [`Vault`] whose `keep_provider_token` never fails a login.
@@ -53,7 +109,7 @@ pub struct ResilientVault {
     inner: Arc<dyn Vault>,
     events: Arc<dyn VaultEventSink>,
     tx: mpsc::Sender<Pending>,
-    waiting: Arc<Mutex<HashSet<(String, String)>>>,
+    slots: Arc<Mutex<Slots>>,
 }
 
 impl std::fmt::Debug for ResilientVault {
@@ -66,6 +122,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// How a queued write ended.
+enum Retried {
+    Stored,
+    Superseded,
+    Exhausted,
+}
+
 impl ResilientVault {
     /// Wraps `inner` and starts the retry task on the current Tokio runtime.
     pub fn spawn(
@@ -74,12 +137,12 @@ impl ResilientVault {
         config: RetryConfig,
     ) -> Arc<Self> {
         let (tx, mut rx) = mpsc::channel::<Pending>(config.capacity.max(1));
-        let waiting: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
+        let slots: Arc<Mutex<Slots>> = Arc::default();
         let this = Arc::new(Self {
             inner: inner.clone(),
             events: events.clone(),
             tx,
-            waiting: waiting.clone(),
+            slots: slots.clone(),
         });
 
         tokio::spawn(async move {
@@ -87,37 +150,56 @@ impl ResilientVault {
                 let key = (item.issuer.clone(), item.subject.clone());
                 let mut pause = config.backoff;
                 let mut attempts = 1;
-                let stored = loop {
+                let outcome = loop {
                     if attempts >= config.max_attempts.max(1) {
-                        break false;
+                        break Retried::Exhausted;
                     }
                     tokio::time::sleep(pause).await;
                     pause = pause.saturating_mul(2);
+                    let write_lock = lock(&slots).map.get(&key).map(|s| s.lock.clone());
+                    let Some(write_lock) = write_lock else {
+                        break Retried::Superseded;
+                    };
+                    let _writing = write_lock.lock().await;
+                    // A later login stored or queued a newer token for this
+                    // subject: writing this older one would overwrite it.
+                    let newest = lock(&slots)
+                        .map
+                        .get(&key)
+                        .is_some_and(|s| s.latest == item.ticket);
+                    if !newest {
+                        break Retried::Superseded;
+                    }
                     attempts += 1;
                     let token = SecretString::from(item.token.expose_secret().to_owned());
                     match inner
                         .keep_provider_token(&item.user, &item.issuer, &item.subject, token)
                         .await
                     {
-                        Ok(()) => break true,
+                        Ok(()) => break Retried::Stored,
                         Err(e) => {
                             tracing::warn!(user = %item.user.id, attempts, error = %e, "provider token retry failed")
                         }
                     }
                 };
-                lock(&waiting).remove(&key);
-                let event = if stored {
-                    VaultEvent::ProviderTokenStored {
-                        partner: item.user.partner.clone(),
-                        user: item.user.id.clone(),
+                lock(&slots).leave(&key, true);
+                let (partner, user) = (item.user.partner.clone(), item.user.id.clone());
+                let event = match outcome {
+                    Retried::Stored => VaultEvent::ProviderTokenStored {
+                        partner,
+                        user,
                         attempts,
-                    }
-                } else {
-                    VaultEvent::ProviderTokenDropped {
-                        partner: item.user.partner.clone(),
-                        user: item.user.id.clone(),
+                    },
+                    Retried::Superseded => VaultEvent::ProviderTokenDropped {
+                        partner,
+                        user,
+                        reason: "superseded",
+                    },
+                    Retried::Exhausted => VaultEvent::ProviderTokenDropped {
+                        partner,
+                        user,
                         reason: "retries_exhausted",
-                    }
+                    },
                 };
                 events.emit(&event);
             }
@@ -125,16 +207,25 @@ impl ResilientVault {
         this
     }
 
-    /// Tokens waiting for another try.
+    /// Subjects with a token waiting for another try.
     pub fn pending(&self) -> usize {
-        lock(&self.waiting).len()
+        lock(&self.slots)
+            .map
+            .values()
+            .filter(|s| s.queued > 0)
+            .count()
     }
 }
 
 #[async_trait]
 impl Vault for ResilientVault {
     async fn holds_provider_token(&self, issuer: &str, subject: &str) -> Result<bool, Error> {
-        if lock(&self.waiting).contains(&(issuer.to_owned(), subject.to_owned())) {
+        let key = (issuer.to_owned(), subject.to_owned());
+        if lock(&self.slots)
+            .map
+            .get(&key)
+            .is_some_and(|s| s.queued > 0)
+        {
             return Ok(true);
         }
         match self.inner.holds_provider_token(issuer, subject).await {
@@ -155,11 +246,16 @@ impl Vault for ResilientVault {
         token: SecretString,
     ) -> Result<(), Error> {
         let copy = SecretString::from(token.expose_secret().to_owned());
-        let Err(e) = self
-            .inner
-            .keep_provider_token(user, issuer, subject, token)
-            .await
-        else {
+        let key = (issuer.to_owned(), subject.to_owned());
+        let (ticket, write_lock) = lock(&self.slots).enter(&key);
+        let result = {
+            let _writing = write_lock.lock().await;
+            self.inner
+                .keep_provider_token(user, issuer, subject, token)
+                .await
+        };
+        let Err(e) = result else {
+            lock(&self.slots).leave(&key, false);
             return Ok(());
         };
         tracing::warn!(user = %user.id, error = %e, "provider token not stored; queued for retry");
@@ -169,16 +265,18 @@ impl Vault for ResilientVault {
             issuer: issuer.to_owned(),
             subject: subject.to_owned(),
             token: copy,
+            ticket,
         };
-        let key = (issuer.to_owned(), subject.to_owned());
-        lock(&self.waiting).insert(key.clone());
+        if let Some(slot) = lock(&self.slots).map.get_mut(&key) {
+            slot.queued += 1;
+        }
         let event = match self.tx.try_send(pending) {
             Ok(()) => VaultEvent::ProviderTokenDeferred {
                 partner: user.partner.clone(),
                 user: user.id.clone(),
             },
             Err(_) => {
-                lock(&self.waiting).remove(&key);
+                lock(&self.slots).leave(&key, true);
                 VaultEvent::ProviderTokenDropped {
                     partner: user.partner.clone(),
                     user: user.id.clone(),

@@ -44,6 +44,17 @@ impl std::fmt::Debug for NewCredential {
     }
 }
 
+/// Whose credentials a reveal may open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevealScope {
+    /// Only credentials the acting user owns. What every caller gets unless
+    /// the host has checked that it administers the partner.
+    Own,
+    /// Any credential of the context's partner: for a caller holding `admin`
+    /// in that partner or `super_admin`, or for the system itself.
+    Partner,
+}
+
 /// The action names the service writes to the audit log.
 pub mod actions {
     /// A credential was created.
@@ -67,6 +78,7 @@ fn outcome_of(err: &Error) -> (Outcome, &'static str) {
         Error::Vault(VaultError::NotFound) => (Outcome::Failure, "not_found"),
         Error::Vault(VaultError::Revoked) => (Outcome::Denied, "revoked"),
         Error::Vault(VaultError::RotationOverdue) => (Outcome::Denied, "rotation_overdue"),
+        Error::Vault(VaultError::NotOwner) => (Outcome::Denied, "not_owner"),
         Error::Vault(VaultError::Concurrent) => (Outcome::Failure, "concurrent_change"),
         Error::Vault(VaultError::Invalid(_) | VaultError::SecretLength { .. }) => {
             (Outcome::Failure, "invalid_input")
@@ -263,14 +275,27 @@ impl CredentialService {
             .ok_or_else(|| VaultError::NotFound.into())
     }
 
-    /// Opens a credential's secret. The audit entry is written before the
-    /// secret is handed out; if it can not be written, nothing is revealed.
+    /// Opens a credential's secret, if the acting user owns it
+    /// ([`RevealScope::Own`]). The audit entry is written before the secret
+    /// is handed out; if it can not be written, nothing is revealed.
     pub async fn reveal(
         &self,
         ctx: &AuditContext,
         id: CredentialId,
     ) -> Result<SecretSlice<u8>, Error> {
-        let result = self.reveal_inner(ctx, id).await;
+        self.reveal_scoped(ctx, id, RevealScope::Own).await
+    }
+
+    /// Opens a credential's secret within `scope`. A credential owned by
+    /// another user is refused with [`VaultError::NotOwner`] unless `scope`
+    /// is [`RevealScope::Partner`]; the refusal is audited as `denied`.
+    pub async fn reveal_scoped(
+        &self,
+        ctx: &AuditContext,
+        id: CredentialId,
+        scope: RevealScope,
+    ) -> Result<SecretSlice<u8>, Error> {
+        let result = self.reveal_inner(ctx, id, scope).await;
         self.record(ctx, actions::REVEAL, Some(id), &result).await?;
         result
     }
@@ -279,8 +304,12 @@ impl CredentialService {
         &self,
         ctx: &AuditContext,
         id: CredentialId,
+        scope: RevealScope,
     ) -> Result<SecretSlice<u8>, Error> {
         let record = self.active(ctx, id).await?;
+        if scope == RevealScope::Own && ctx.actor.as_ref() != Some(&record.owner) {
+            return Err(VaultError::NotOwner.into());
+        }
         if let Some(profile) = self.directory.partner(&record.partner) {
             let policy = profile.credential_rotation;
             let state = policy::evaluate(&policy, record.rotated_at, self.clock.now());

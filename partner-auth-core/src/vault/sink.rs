@@ -4,6 +4,11 @@
 //! refresh that raised the event. Events go into a bounded queue; a task
 //! appends them to the audit log. When the queue is full the event is
 //! dropped, counted and logged, rather than slowing sign-in down.
+//!
+//! An event's channel is the one the HTTP layer declared for the request
+//! that raised it ([`with_request_channel`]): `api` for a request that
+//! carried an `Authorization` header, `web` otherwise and when no request
+//! declared one.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +42,23 @@ impl std::fmt::Debug for AuditEvents {
 
 fn text(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+tokio::task_local! {
+    static REQUEST_CHANNEL: Channel;
+}
+
+/// Runs `work` (a request's handling) with `channel` as the channel of the
+/// security events it raises. Events are raised synchronously inside the
+/// request's task, so a task-local reaches the sink without every session
+/// call having to carry it.
+pub async fn with_request_channel<F: std::future::Future>(channel: Channel, work: F) -> F::Output {
+    REQUEST_CHANNEL.scope(channel, work).await
+}
+
+/// The channel declared by [`with_request_channel`] for the current task.
+pub fn request_channel() -> Option<Channel> {
+    REQUEST_CHANNEL.try_with(|c| *c).ok()
 }
 
 /// The audit event for a security event: action `session.<name>`, the
@@ -73,7 +95,7 @@ pub fn audit_event_for(event: &SecurityEvent) -> AuditEvent {
         partner,
         actor: by.or(user),
         impersonator: None,
-        channel: Channel::Web,
+        channel: request_channel().unwrap_or(Channel::Web),
         action: format!("session.{}", event.name()),
         target: text(&v, "session").map(|s| format!("session:{s}")),
         outcome,

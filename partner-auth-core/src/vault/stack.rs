@@ -189,7 +189,26 @@ impl VaultStack {
     /// Moves every record (and the audit key) from `from` to the primary
     /// key, and writes an audit entry with the counts.
     pub async fn rewrap(&self, from: &KekId, channel: Channel) -> Result<RewrapReport, Error> {
-        let result = self.rewrap_job().run(from, None).await;
+        self.rewrap_bounded(from, channel, super::rewrap::DEFAULT_BATCH, None)
+            .await
+    }
+
+    /// [`VaultStack::rewrap`] fetching `batch` rows per query and stopping
+    /// after `max_rows` rows when given (call again to go on; the audit key
+    /// moves in the run that finds no row left over its budget). Each call
+    /// writes one audit entry with its counts.
+    pub async fn rewrap_bounded(
+        &self,
+        from: &KekId,
+        channel: Channel,
+        batch: usize,
+        max_rows: Option<u64>,
+    ) -> Result<RewrapReport, Error> {
+        let result = self
+            .rewrap_job()
+            .with_batch(batch)
+            .run(from, max_rows)
+            .await;
         let detail = result.as_ref().map(|r| {
             format!(
                 "rewrapped={} skipped={} failed={} remaining={}",

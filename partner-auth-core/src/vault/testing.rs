@@ -307,6 +307,38 @@ pub async fn key_meta_store_conformance(store: Arc<dyn KeyMetaStore>) {
         KeyState::Primary
     );
     assert!(store.get(&kek("nope")).await.unwrap().is_none());
+
+    // The wrapped audit key: created once, then only moved by a
+    // compare-and-set on its stored bytes.
+    assert_eq!(store.wrapped_audit_key().await.unwrap(), None);
+    assert!(
+        !store
+            .swap_wrapped_audit_key(Some(&[1]), &[2])
+            .await
+            .unwrap(),
+        "nothing stored: an expected value never matches"
+    );
+    assert_eq!(store.wrapped_audit_key().await.unwrap(), None);
+    assert!(store.swap_wrapped_audit_key(None, &[1, 1]).await.unwrap());
+    assert!(
+        !store.swap_wrapped_audit_key(None, &[9, 9]).await.unwrap(),
+        "a second creation loses"
+    );
+    assert_eq!(store.wrapped_audit_key().await.unwrap(), Some(vec![1, 1]));
+    assert!(
+        !store
+            .swap_wrapped_audit_key(Some(&[1, 2]), &[3, 3])
+            .await
+            .unwrap(),
+        "a stale expected value loses"
+    );
+    assert!(
+        store
+            .swap_wrapped_audit_key(Some(&[1, 1]), &[3, 3])
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.wrapped_audit_key().await.unwrap(), Some(vec![3, 3]));
 }
 
 /// An entry with arbitrary (not chained) hashes; stores do not check them.

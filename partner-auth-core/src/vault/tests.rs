@@ -882,3 +882,228 @@ async fn key_management_through_the_stack_is_audited() {
     );
     assert_eq!(w.stack.audit.verify().await.unwrap().first_broken, None);
 }
+
+async fn wait_until<F, Fut>(mut done: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..500 {
+        if done().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn stale_queued_provider_token_never_overwrites_a_newer_login() {
+    let directory = Directory::launch().unwrap();
+    let user = directory.find_user("mukesh").unwrap().clone();
+    let inner = Arc::new(BrokenVault {
+        fail_first: 1.into(),
+        inner: MemoryVault::new(),
+    });
+    let events = Arc::new(RecordedVaultEvents::default());
+    let config = RetryConfig {
+        capacity: 4,
+        max_attempts: 4,
+        backoff: std::time::Duration::from_millis(100),
+    };
+    let vault = ResilientVault::spawn(inner.clone(), events.clone(), config);
+
+    // The first login's write fails and is queued; a second login for the
+    // same subject stores its newer token before the retry comes round.
+    vault
+        .keep_provider_token(&user, "iss", "sub", SecretString::from("tok-old"))
+        .await
+        .unwrap();
+    vault
+        .keep_provider_token(&user, "iss", "sub", SecretString::from("tok-new"))
+        .await
+        .unwrap();
+    assert!(wait_until(|| async { vault.pending() == 0 }).await);
+
+    assert_eq!(
+        inner
+            .inner
+            .provider_token("iss", "sub")
+            .unwrap()
+            .expose_secret(),
+        "tok-new"
+    );
+    let got = events.snapshot();
+    assert!(
+        matches!(
+            got.as_slice(),
+            [
+                VaultEvent::ProviderTokenDeferred { .. },
+                VaultEvent::ProviderTokenDropped {
+                    reason: "superseded",
+                    ..
+                }
+            ]
+        ),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
+async fn maintenance_task_marks_due_credentials_and_purges_on_its_interval() {
+    let w = world().await;
+    let made = w
+        .stack
+        .credentials
+        .create(&ctx("nikhil"), new_key("desk", "desk-secret"))
+        .await
+        .unwrap();
+    let first_seq = w.stores.audit.head().await.unwrap().unwrap().seq;
+    let task = w
+        .stack
+        .spawn_maintenance(std::time::Duration::from_millis(20));
+    let state = |w: &World| {
+        let store = w.stores.credentials.clone();
+        async move {
+            store
+                .get(&pid("nikhil"), made.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .rotation
+        }
+    };
+    let audited = |w: &World, action: &'static str| {
+        let audit = w.stores.audit.clone();
+        async move {
+            audit
+                .scan(0, 1000)
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.action == action && e.channel == Channel::Scheduler)
+        }
+    };
+
+    // Passes run while nothing is due: nothing changes.
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    assert_eq!(state(&w).await, RotationState::Current);
+
+    // The clock moves past the warning point; a later pass marks it.
+    w.clock.advance(Duration::days(24));
+    assert!(wait_until(|| async { state(&w).await == RotationState::Due }).await);
+    assert!(wait_until(|| audited(&w, "credential.rotation_due")).await);
+    assert!(w.events.snapshot().iter().any(
+        |e| matches!(e, VaultEvent::RotationDue { credential, .. } if *credential == made.id)
+    ));
+
+    // Past the audit retention: the next pass also purges the old entries
+    // and leaves an anchor from which the chain still verifies.
+    w.clock.advance(Duration::days(400));
+    assert!(wait_until(|| async { state(&w).await == RotationState::Overdue }).await);
+    assert!(
+        wait_until(|| async {
+            w.stores
+                .audit
+                .anchor()
+                .await
+                .unwrap()
+                .is_some_and(|a| a.seq >= first_seq)
+        })
+        .await
+    );
+    task.abort();
+    assert_eq!(w.stack.audit.verify().await.unwrap().first_broken, None);
+}
+
+#[tokio::test]
+async fn session_events_carry_the_request_channel() {
+    let w = world().await;
+    let sink = w.stack.audit_events(16);
+    let revoked = |session| SecurityEvent::SessionRevoked {
+        user: uid("nikhil"),
+        partner: pid("nikhil"),
+        session,
+        reason: crate::RevokeReason::Logout,
+        by: None,
+    };
+    let (by_bearer, by_cookie) = (SessionId::random(), SessionId::random());
+
+    with_request_channel(Channel::Api, async { sink.emit(&revoked(by_bearer)) }).await;
+    with_request_channel(Channel::Web, async { sink.emit(&revoked(by_cookie)) }).await;
+    sink.emit(&revoked(SessionId::random()));
+    sink.flush().await;
+
+    let entries = w.stores.audit.scan(0, 100).await.unwrap();
+    let got: Vec<_> = entries
+        .iter()
+        .map(|e| (e.channel, e.detail.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Channel::Api, Some("reason=logout")),
+            (Channel::Web, Some("reason=logout")),
+            (Channel::Web, Some("reason=logout")),
+        ]
+    );
+    assert_eq!(entries[0].target, Some(format!("session:{by_bearer}")));
+}
+
+#[tokio::test]
+async fn reveal_of_another_users_credential_needs_the_partner_scope() {
+    let w = world().await;
+    let svc = &w.stack.credentials;
+    let owner = ctx("nikhil");
+    let colleague = AuditContext::user(pid("nikhil"), uid("desk-two"), Channel::Api);
+    let made = svc
+        .create(&owner, new_key("oauth", "owner-only-secret"))
+        .await
+        .unwrap();
+
+    assert!(matches!(
+        svc.reveal(&colleague, made.id).await,
+        Err(Error::Vault(VaultError::NotOwner))
+    ));
+    assert!(matches!(
+        svc.reveal_scoped(
+            &AuditContext::system(pid("nikhil"), Channel::Cli),
+            made.id,
+            RevealScope::Own
+        )
+        .await,
+        Err(Error::Vault(VaultError::NotOwner))
+    ));
+    assert_eq!(
+        svc.reveal(&owner, made.id).await.unwrap().expose_secret(),
+        b"owner-only-secret"
+    );
+    assert_eq!(
+        svc.reveal_scoped(&colleague, made.id, RevealScope::Partner)
+            .await
+            .unwrap()
+            .expose_secret(),
+        b"owner-only-secret"
+    );
+
+    let reveals: Vec<_> = w
+        .stores
+        .audit
+        .scan(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "credential.reveal")
+        .map(|e| (e.actor.map(|a| a.to_string()), e.outcome, e.detail))
+        .collect();
+    assert_eq!(
+        reveals[0],
+        (
+            Some("desk-two".to_owned()),
+            Outcome::Denied,
+            Some("not_owner".to_owned())
+        )
+    );
+    assert_eq!(reveals.len(), 4);
+    assert_eq!(reveals[3].1, Outcome::Success);
+}

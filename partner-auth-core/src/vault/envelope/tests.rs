@@ -78,6 +78,27 @@ fn known_answer_vector_seals_and_opens() {
     );
 }
 
+// The audit-key wrap vector of docs/vault-format.md, computed with an
+// independent AES-GCM implementation.
+const KAT_AUDIT_KEY_BLOB: &str = "01056b61742d31808182838485868788898a8b00c40c78257787f6f6e27f5b2a1ec44ad72fc78c7ec57b7d5584fab3ca81438b545bb889292ab3523f784f50f0b3d949";
+
+#[test]
+fn audit_key_wrap_known_answer_vector() {
+    let kek = kat_kek();
+    let blob = unhex(KAT_AUDIT_KEY_BLOB);
+
+    assert_eq!(system_key_kek(&blob).unwrap(), *kek.id());
+    let key = unwrap_system_key(&kek, "audit-chain", &blob).unwrap();
+    assert_eq!(*key, seq_bytes::<32>(0x60));
+    assert!(
+        matches!(
+            unwrap_system_key(&kek, "other-key", &blob),
+            Err(VaultError::Open)
+        ),
+        "the key name is bound into the associated data"
+    );
+}
+
 #[test]
 fn same_plaintext_sealed_twice_differs() {
     let kek = kat_kek();
