@@ -11,6 +11,12 @@ use crate::ApiError;
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Largest accepted body on the credential routes: a secret may be
+/// [`partner_auth_core::vault::envelope::MAX_SECRET_LEN`] bytes, and JSON may
+/// spell each byte as six (`\u0001`); 16 KiB more covers the other fields.
+pub const MAX_CREDENTIAL_BODY_BYTES: usize =
+    6 * partner_auth_core::vault::envelope::MAX_SECRET_LEN + 16 * 1024;
+
 /// A JSON body that may also be absent (empty): `None` then.
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub Option<T>);

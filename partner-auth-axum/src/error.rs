@@ -172,6 +172,7 @@ fn vault_api_error(v: &VaultError) -> ApiError {
             "conflict",
             "the credential changed meanwhile; try again",
         ),
+        VaultError::NotOwner => ApiError::forbidden(v.to_string()),
         VaultError::RotationOverdue => ApiError::new(
             StatusCode::FORBIDDEN,
             "rotation_overdue",

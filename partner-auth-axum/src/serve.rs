@@ -10,12 +10,16 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::Request;
+use axum::http::{Request, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+use partner_auth_core::vault::{Channel, with_request_channel};
 
 use crate::body::MAX_BODY_BYTES;
 use crate::error::{method_not_allowed_fallback, not_found_fallback};
@@ -23,9 +27,23 @@ use crate::error::{method_not_allowed_fallback, not_found_fallback};
 /// Read buffer per connection, which bounds the size of the request head.
 pub const MAX_HEAD_BYTES: usize = 2 * 1024 * 1024;
 
+/// The channel of the security events a request raises, for the audit log:
+/// `api` when it carries an `Authorization` header (a bearer client), `web`
+/// otherwise (a browser with cookies).
+async fn declare_channel(req: axum::extract::Request, next: Next) -> Response {
+    let channel = if req.headers().contains_key(header::AUTHORIZATION) {
+        Channel::Api
+    } else {
+        Channel::Web
+    };
+    with_request_channel(channel, next.run(req)).await
+}
+
 /// Merges feature routers and adds the shared layers: JSON 404/405, a
-/// 64 KiB body limit and a tracing span per request (method and path only:
-/// query strings can carry authorization codes and are never logged).
+/// 64 KiB body limit (routers may raise it for their own routes), the
+/// audit channel of each request, and a tracing span per request (method
+/// and path only: query strings can carry authorization codes and are
+/// never logged).
 pub fn app(routers: impl IntoIterator<Item = Router>) -> Router {
     let mut app = Router::new();
     for r in routers {
@@ -34,6 +52,7 @@ pub fn app(routers: impl IntoIterator<Item = Router>) -> Router {
     app.fallback(not_found_fallback)
         .method_not_allowed_fallback(method_not_allowed_fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(declare_channel))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {

@@ -12,12 +12,15 @@
 //!
 //! Every query is scoped to the caller's partner: another partner's
 //! credential id answers 404 `not_found`, exactly like an id that does not
-//! exist. Responses carrying a secret are marked `Cache-Control: no-store`.
+//! exist. A credential owned by another user is revealed only to a caller
+//! holding `admin` in the partner or `super_admin`. Responses carrying a
+//! secret are marked `Cache-Control: no-store`. Request bodies may be up to
+//! [`MAX_CREDENTIAL_BODY_BYTES`], enough for the longest secret in JSON.
 
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRef, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,7 +29,7 @@ use base64::Engine as _;
 use partner_auth_core::vault::service::actions;
 use partner_auth_core::vault::{
     AuditContext, AuditEvent, AuditFilter, AuditLog, Channel, CredentialKind, CredentialService,
-    ExportFormat, NewCredential, Outcome,
+    ExportFormat, NewCredential, Outcome, RevealScope,
 };
 use partner_auth_core::{CredentialId, Entitlement, Error, SessionManager};
 use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
@@ -36,7 +39,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::ApiError;
-use crate::body::JsonBody;
+use crate::body::{JsonBody, MAX_CREDENTIAL_BODY_BYTES};
 use crate::extract::{Caller, CredentialSource};
 
 /// What the vault routes need.
@@ -71,12 +74,25 @@ pub fn router(state: VaultState) -> Router {
         .route("/api/credentials/{id}/reveal", post(reveal))
         .route("/api/audit", get(audit))
         .route("/api/audit/export", get(export))
+        // Overrides the app-wide 64 KiB limit: a secret of the longest
+        // allowed length must fit, JSON escaping included.
+        .layer(DefaultBodyLimit::max(MAX_CREDENTIAL_BODY_BYTES))
         .with_state(state)
 }
 
 /// The HTTP form of an error from the vault routes; the mapping itself lives
 /// with every other error mapping in [`crate::error`].
 pub fn vault_error(error: Error) -> ApiError {
+    if let Error::Store(cause) = &error {
+        // The shared mapping speaks of the session store; here it is the
+        // credential or audit store that failed.
+        tracing::error!(error = %cause, "vault store failed");
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the credential vault or audit store is unavailable",
+        );
+    }
     ApiError::from(error)
 }
 
@@ -145,7 +161,8 @@ async fn list(State(state): State<VaultState>, caller: Caller) -> Result<Respons
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
-    kind: CredentialKind,
+    // Parsed after the guard, so that an unknown kind gets its own code.
+    kind: String,
     label: String,
     #[serde(default)]
     broker: Option<String>,
@@ -167,8 +184,15 @@ async fn create(
         None,
     )
     .await?;
+    let kind: CredentialKind = body.kind.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_kind",
+            "kind must be one of oauth_refresh_token, api_key, broker_token, \
+             delegated_grant, totp_secret",
+        )
+    })?;
     let new = NewCredential {
-        kind: body.kind,
+        kind,
         owner: None,
         label: body.label,
         broker: body.broker,
@@ -230,9 +254,16 @@ async fn reveal(
     )
     .await?;
     let id = parse_id(&id)?;
+    // Another user's credential (a colleague's OAuth refresh token, say)
+    // only for those who administer the partner.
+    let scope = if caller.can_administer(caller.partner()) {
+        RevealScope::Partner
+    } else {
+        RevealScope::Own
+    };
     let secret = state
         .credentials
-        .reveal(&context(&caller), id)
+        .reveal_scoped(&context(&caller), id, scope)
         .await
         .map_err(vault_error)?;
     let bytes = secret.expose_secret();

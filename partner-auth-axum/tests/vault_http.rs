@@ -39,8 +39,12 @@ struct App {
 }
 
 async fn app() -> App {
+    app_with(Directory::launch().unwrap()).await
+}
+
+async fn app_with(directory: Directory) -> App {
     let clock = Arc::new(SystemClock);
-    let directory = Arc::new(Directory::launch().unwrap());
+    let directory = Arc::new(directory);
     let stack = VaultStack::build(
         VaultStores::memory(),
         &TestKey,
@@ -74,7 +78,7 @@ async fn app() -> App {
         audit: stack.audit.clone(),
     };
     App {
-        router: router(state),
+        router: partner_auth_axum::app([router(state)]),
         audit: stack.audit.clone(),
         sink,
         sessions,
@@ -510,5 +514,175 @@ async fn audit_export_as_jsonl_and_csv() {
         String::from_utf8(body).unwrap().lines().count(),
         1,
         "header only"
+    );
+}
+
+#[tokio::test]
+async fn credential_bodies_carry_the_longest_secret() {
+    use partner_auth_axum::body::MAX_CREDENTIAL_BODY_BYTES;
+    use partner_auth_core::vault::envelope::MAX_SECRET_LEN;
+
+    let app = app().await;
+    let nikhil = app.token("nikhil").await;
+    let create = |secret: String| json!({"kind": "broker_token", "label": "max", "secret": secret});
+
+    // The longest secret, in plain ASCII and in the costliest JSON spelling
+    // (six bytes per secret byte), both beyond the app-wide 64 KiB.
+    let plain = "a".repeat(MAX_SECRET_LEN);
+    let (status, made, _) = app
+        .call(
+            Some(&nikhil),
+            "POST",
+            "/api/credentials",
+            Some(create(plain)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let escaped = "\u{1}".repeat(MAX_SECRET_LEN);
+    let body = create(escaped);
+    assert!(body.to_string().len() > 6 * MAX_SECRET_LEN);
+    let (status, made, _) = app
+        .call(Some(&nikhil), "POST", "/api/credentials", Some(body))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let id = made["id"].as_str().unwrap().to_owned();
+    let (status, _, _) = app
+        .call(
+            Some(&nikhil),
+            "POST",
+            &format!("/api/credentials/{id}/rotate"),
+            Some(json!({"secret": "b".repeat(MAX_SECRET_LEN)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // One byte more is the vault's bound (400), a bigger body the limit (413).
+    let (status, value, _) = app
+        .call(
+            Some(&nikhil),
+            "POST",
+            "/api/credentials",
+            Some(create("a".repeat(MAX_SECRET_LEN + 1))),
+        )
+        .await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+    );
+    let (status, value, _) = app
+        .call(
+            Some(&nikhil),
+            "POST",
+            "/api/credentials",
+            Some(create("a".repeat(MAX_CREDENTIAL_BODY_BYTES))),
+        )
+        .await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    );
+}
+
+#[tokio::test]
+async fn unknown_kind_has_its_own_code() {
+    let app = app().await;
+    let nikhil = app.token("nikhil").await;
+    let (status, value, _) = app
+        .call(
+            Some(&nikhil),
+            "POST",
+            "/api/credentials",
+            Some(json!({"kind": "password", "label": "l", "secret": "s"})),
+        )
+        .await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_kind"))
+    );
+}
+
+const DESK: &str = r#"{
+  "partners": [{
+    "id": "desk",
+    "display_name": "Desk",
+    "persona": "execution",
+    "entitlements": {
+      "super_admin": ["view_credentials", "manage_credentials", "reveal_credentials", "view_audit"],
+      "admin": ["view_credentials", "manage_credentials", "reveal_credentials", "view_audit"],
+      "trader": ["view_credentials", "manage_credentials", "reveal_credentials"],
+      "viewer": []
+    },
+    "alert_channels": [],
+    "credential_rotation": {"max_age_days": 30, "warn_before_days": 7, "block_when_overdue": false}
+  }],
+  "users": [
+    {"id": "owner", "email": "owner@example.com", "display_name": "Owner", "partner": "desk",
+     "grants": [{"role": "trader", "partner": "desk"}]},
+    {"id": "colleague", "email": "colleague@example.com", "display_name": "Colleague", "partner": "desk",
+     "grants": [{"role": "trader", "partner": "desk"}]},
+    {"id": "boss", "email": "boss@example.com", "display_name": "Boss", "partner": "desk",
+     "grants": [{"role": "admin", "partner": "desk"}]}
+  ]
+}"#;
+
+#[tokio::test]
+async fn reveal_of_another_users_credential_needs_admin() {
+    let app = app_with(Directory::from_json(DESK).unwrap()).await;
+    let owner = app.token("owner").await;
+    let colleague = app.token("colleague").await;
+    let boss = app.token("boss").await;
+    let (_, made, _) = app
+        .call(
+            Some(&owner),
+            "POST",
+            "/api/credentials",
+            Some(json!({"kind": "oauth_refresh_token", "label": "google", "secret": "1//owner-only"})),
+        )
+        .await;
+    let reveal = format!("/api/credentials/{}/reveal", made["id"].as_str().unwrap());
+
+    let (status, value, _) = app.call(Some(&colleague), "POST", &reveal, None).await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    assert!(!value.to_string().contains("owner-only"));
+    for token in [&owner, &boss] {
+        let (status, value, _) = app.call(Some(token), "POST", &reveal, None).await;
+        assert_eq!(status, StatusCode::OK, "{value}");
+        assert_eq!(value["secret"], "1//owner-only");
+    }
+
+    let log = app
+        .audit
+        .list(
+            &partner_auth_core::PartnerId::new("desk").unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let reveals: Vec<_> = log
+        .iter()
+        .filter(|e| e.action == "credential.reveal")
+        .map(|e| {
+            (
+                e.actor.as_ref().map(|a| a.as_str().to_owned()),
+                e.outcome,
+                e.detail.as_deref(),
+            )
+        })
+        .collect();
+    use partner_auth_core::vault::Outcome;
+    assert_eq!(
+        reveals,
+        [
+            (
+                Some("colleague".to_owned()),
+                Outcome::Denied,
+                Some("not_owner")
+            ),
+            (Some("owner".to_owned()), Outcome::Success, None),
+            (Some("boss".to_owned()), Outcome::Success, None),
+        ]
     );
 }

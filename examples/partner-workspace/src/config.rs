@@ -43,6 +43,45 @@ pub enum Command {
         #[arg(long)]
         offline: bool,
     },
+    /// Operate the credential vault's keys (same --data-dir and vault key
+    /// settings as the server).
+    Vault {
+        /// What to do.
+        #[command(subcommand)]
+        action: VaultAction,
+    },
+    /// Operate the audit log.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+/// `partner-workspace vault ...`.
+#[derive(Debug, Subcommand)]
+pub enum VaultAction {
+    /// Key ids, the primary, records per key, retired keys.
+    Status,
+    /// Move every record and the audit key from older keys to the primary
+    /// (resumable and idempotent; audited with channel `cli`).
+    Rewrap {
+        /// Records moved per step; a progress line is printed after each.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        batch: u64,
+    },
+    /// Retire a key; refused while any record or the audit key refers to it.
+    Retire {
+        /// The key id, as in PARTNER_AUTH_VAULT_KEY.
+        key_id: String,
+    },
+}
+
+/// `partner-workspace audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Check the audit chain; exit code 0 when intact, 1 at the first break.
+    Verify,
 }
 
 /// Every setting of the server.

@@ -17,6 +17,7 @@
 
 mod config;
 mod google;
+mod ops;
 
 use std::sync::Arc;
 
@@ -58,6 +59,12 @@ fn main() -> anyhow::Result<()> {
         Command::CheckGoogle { offline } => {
             std::process::exit(runtime.block_on(google::run_check_google(offline)))
         }
+        Command::Vault { action } => {
+            std::process::exit(runtime.block_on(ops::run_vault(&cli.serve, action)))
+        }
+        Command::Audit { action } => {
+            std::process::exit(runtime.block_on(ops::run_audit(&cli.serve, action)))
+        }
     }
 }
 
@@ -81,14 +88,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     partner_auth_core::keys::create_private_dir(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
 
-    let directory = Arc::new(match &args.seed {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading seed file {}", path.display()))?;
-            Directory::from_json(&text)?
-        }
-        None => Directory::launch()?,
-    });
+    let directory = Arc::new(load_directory(&args)?);
 
     // Refused settings fail before anything is opened or generated.
     let mock = mock_provider(&args, directory.clone(), mode)?;
@@ -167,6 +167,18 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     serve(listener, router, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The partners and users: `--seed`, or the four launch partners.
+fn load_directory(args: &ServeArgs) -> anyhow::Result<Directory> {
+    Ok(match &args.seed {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading seed file {}", path.display()))?;
+            Directory::from_json(&text)?
+        }
+        None => Directory::launch()?,
+    })
 }
 
 /// Where the vault's key-encryption keys come from: `PARTNER_AUTH_VAULT_KEY`,

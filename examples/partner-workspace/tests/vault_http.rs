@@ -218,3 +218,53 @@ async fn sessions_s1_reuse_is_audited() {
     }
     assert!(found, "no session.refresh_reuse entry in the audit log");
 }
+
+/// Polls the caller's partner audit log until an entry matches.
+async fn audit_entry(server: &Server, access: &str, found: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..100 {
+        let (_, audit) = server.get("/api/audit", access).await;
+        if let Some(hit) = audit["entries"]
+            .as_array()
+            .and_then(|es| es.iter().find(|e| found(e)))
+        {
+            return hit.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no matching audit entry");
+}
+
+#[tokio::test]
+async fn sessions_s3_logout_is_audited_with_reason_and_channel() {
+    let server = Server::start_with(&[("PARTNER_AUTH_VAULT_KEY", KEY)]);
+    let by_bearer = server.login("nikhil", false).await;
+    let by_refresh = server.login("nikhil", false).await;
+
+    let res = client()
+        .post(server.url("/api/logout"))
+        .bearer_auth(&by_bearer.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = client()
+        .post(server.url("/api/logout"))
+        .json(&json!({ "refresh_token": by_refresh.refresh }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    let admin = server.login("nikhil", false).await;
+    for (login, channel) in [(&by_bearer, "api"), (&by_refresh, "web")] {
+        let target = format!("session:{}", login.session_id);
+        let entry = audit_entry(&server, &admin.access, |e| {
+            e["action"] == "session.session_revoked" && e["target"] == target.as_str()
+        })
+        .await;
+        assert_eq!(entry["detail"], "reason=logout", "{entry}");
+        assert_eq!(entry["actor"], "nikhil");
+        assert_eq!(entry["outcome"], "success");
+        assert_eq!(entry["channel"], channel, "{entry}");
+    }
+}

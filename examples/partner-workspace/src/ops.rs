@@ -1,0 +1,240 @@
+//! Operator commands: `vault status`, `vault rewrap`, `vault retire` and
+//! `audit verify`.
+//!
+//! They open the server's SQLite file with the server's settings (the data
+//! directory, `PARTNER_AUTH_VAULT_KEY` or the key file) and may run while
+//! the server does: SQLite in WAL mode serialises writers across processes,
+//! and every record is moved with a compare-and-set. Results go to standard
+//! output, refusals and errors to standard error. Exit codes: 0 done, 1
+//! refused or found broken, 2 could not run.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use partner_auth_core::vault::{
+    BreakKind, Channel, KekId, TracingVaultEvents, VaultError, VaultStack, envelope,
+};
+use partner_auth_core::{Error, RunMode, SystemClock};
+use partner_auth_sqlx::SqliteDatabase;
+
+use crate::config::{AuditAction, ServeArgs, VaultAction};
+
+/// Done.
+const OK: i32 = 0;
+/// Refused, or the audit chain is broken.
+const REFUSED: i32 = 1;
+/// The command could not run (settings, database, keys).
+const FAILED: i32 = 2;
+
+#[expect(clippy::print_stdout, reason = "the command's output")]
+fn say(line: &str) {
+    println!("{line}");
+}
+
+#[expect(clippy::print_stderr, reason = "refusals and errors for the operator")]
+fn complain(line: &str) {
+    eprintln!("{line}");
+}
+
+fn failed(error: &anyhow::Error) -> i32 {
+    complain(&format!("error: {error:#}"));
+    FAILED
+}
+
+/// Opens the vault exactly as the server does, without starting any task.
+async fn open(args: &ServeArgs) -> anyhow::Result<VaultStack> {
+    let mode: RunMode = args.mode.parse()?;
+    let db_path = args.data_dir.join("partner-auth.sqlite3");
+    anyhow::ensure!(
+        db_path.exists(),
+        "no database at {}; check --data-dir",
+        db_path.display()
+    );
+    let db = SqliteDatabase::open(&db_path)
+        .await
+        .with_context(|| format!("opening {}", db_path.display()))?;
+    let directory = Arc::new(crate::load_directory(args)?);
+    let source = crate::vault_key_source(args, mode)?;
+    partner_auth_sqlx::vault_stack(
+        &db,
+        source.as_ref(),
+        Arc::new(SystemClock),
+        directory,
+        Arc::new(TracingVaultEvents),
+    )
+    .await
+    .context("opening the credential vault")
+}
+
+/// The KEK the wrapped audit key is under, if one was created.
+async fn audit_key_kek(stack: &VaultStack) -> anyhow::Result<Option<KekId>> {
+    let wrapped = stack.keys.meta().wrapped_audit_key().await?;
+    Ok(wrapped.map(|w| envelope::system_key_kek(&w)).transpose()?)
+}
+
+/// Runs `partner-workspace vault ACTION`; returns the exit code.
+pub async fn run_vault(args: &ServeArgs, action: VaultAction) -> i32 {
+    let stack = match open(args).await {
+        Ok(stack) => stack,
+        Err(e) => return failed(&e),
+    };
+    let result = match action {
+        VaultAction::Status => status(&stack).await,
+        VaultAction::Rewrap { batch } => rewrap(&stack, batch).await,
+        VaultAction::Retire { key_id } => retire(&stack, &key_id).await,
+    };
+    result.unwrap_or_else(|e| failed(&e))
+}
+
+/// Runs `partner-workspace audit ACTION`; returns the exit code.
+pub async fn run_audit(args: &ServeArgs, action: AuditAction) -> i32 {
+    let stack = match open(args).await {
+        Ok(stack) => stack,
+        Err(e) => return failed(&e),
+    };
+    match action {
+        AuditAction::Verify => verify(&stack).await.unwrap_or_else(|e| failed(&e)),
+    }
+}
+
+async fn status(stack: &VaultStack) -> anyhow::Result<i32> {
+    let primary = stack.keys.primary_id();
+    let loaded = stack.keys.key_ids();
+    let audit_kek = audit_key_kek(stack).await?;
+    say(&format!("primary key: {primary}"));
+    for meta in stack.keys.meta().list().await? {
+        let records = stack.stores.credentials.count_for_kek(&meta.id).await?;
+        let mut notes = String::new();
+        if audit_kek.as_ref() == Some(&meta.id) {
+            notes.push_str(", holds the audit key");
+        }
+        if !loaded.contains(&meta.id) {
+            notes.push_str(", not loaded");
+        }
+        say(&format!(
+            "key {}: {}, {} records, {} wraps reserved{notes}",
+            meta.id,
+            meta.state.as_str(),
+            records,
+            meta.wraps
+        ));
+    }
+    Ok(OK)
+}
+
+async fn rewrap(stack: &VaultStack, batch: u64) -> anyhow::Result<i32> {
+    let primary = stack.keys.primary_id();
+    let loaded = stack.keys.key_ids();
+    let mut code = OK;
+    let mut moved_any = false;
+
+    for meta in stack.keys.meta().list().await? {
+        let from = meta.id;
+        if from == primary {
+            continue;
+        }
+        let records = stack.stores.credentials.count_for_kek(&from).await?;
+        let holds_audit_key = audit_key_kek(stack).await?.as_ref() == Some(&from);
+        if records == 0 && !holds_audit_key {
+            continue;
+        }
+        if !loaded.contains(&from) {
+            complain(&format!(
+                "key {from} is not loaded but {records} records refer to it; add it to the \
+                 key list (after the primary) and run the rewrap again"
+            ));
+            code = REFUSED;
+            continue;
+        }
+        moved_any = true;
+
+        let (mut rewrapped, mut skipped) = (0, 0);
+        loop {
+            let before = audit_key_kek(stack).await?;
+            let report = stack
+                .rewrap_bounded(
+                    &from,
+                    Channel::Cli,
+                    usize::try_from(batch).unwrap_or(usize::MAX),
+                    Some(batch),
+                )
+                .await?;
+            let after = audit_key_kek(stack).await?;
+            rewrapped += report.rewrapped;
+            skipped += report.skipped;
+            say(&format!(
+                "rewrap {from} -> {primary}: {rewrapped} rewrapped, {skipped} already moved, \
+                 {} failed, {} remaining",
+                report.failed, report.remaining
+            ));
+            if report.remaining == 0 && after.as_ref() != Some(&from) {
+                say(&format!("key {from}: every record and the audit key moved"));
+                break;
+            }
+            // Only rows that do not open are left: going on would loop.
+            if report.rewrapped + report.skipped == 0 && before == after {
+                complain(&format!(
+                    "key {from}: {} records do not open with it and were left as they are",
+                    report.remaining
+                ));
+                code = REFUSED;
+                break;
+            }
+        }
+    }
+    if !moved_any && code == OK {
+        say(&format!("nothing to rewrap: every record is on {primary}"));
+    }
+    Ok(code)
+}
+
+async fn retire(stack: &VaultStack, key_id: &str) -> anyhow::Result<i32> {
+    let Ok(id) = KekId::new(key_id) else {
+        complain(&format!("refused: {key_id:?} is not a key id"));
+        return Ok(REFUSED);
+    };
+    let refusal = match stack.retire_key(&id, Channel::Cli).await {
+        Ok(()) => {
+            say(&format!(
+                "key {id} retired; remove it from the key list; it will never be used again"
+            ));
+            return Ok(OK);
+        }
+        Err(Error::Vault(VaultError::KeyInUse { references, .. })) => format!(
+            "refused: key {id} is still referenced by {references} records (the audit key \
+             counts as one); run `partner-workspace vault rewrap` first"
+        ),
+        Err(Error::Vault(VaultError::RetirePrimary)) => {
+            format!("refused: key {id} is the primary; promote another key first")
+        }
+        Err(Error::Vault(VaultError::UnknownKey)) => {
+            format!("refused: this vault has never seen a key {id}")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    complain(&refusal);
+    Ok(REFUSED)
+}
+
+async fn verify(stack: &VaultStack) -> anyhow::Result<i32> {
+    let report = stack.audit.verify().await?;
+    let Some(broken) = report.first_broken else {
+        say(&format!(
+            "audit chain ok: {} entries checked",
+            report.checked
+        ));
+        return Ok(OK);
+    };
+    let why = match broken.kind {
+        BreakKind::Missing => "missing",
+        BreakKind::Altered => "altered",
+        BreakKind::Linkage => "linkage",
+        BreakKind::UnknownKey => "unknown key",
+        BreakKind::Anchor => "anchor altered",
+    };
+    say(&format!(
+        "audit chain broken at sequence {} ({why}); {} entries before it are intact",
+        broken.seq, report.checked
+    ));
+    Ok(REFUSED)
+}

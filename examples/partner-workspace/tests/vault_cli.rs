@@ -1,0 +1,299 @@
+//! The operator commands of the example binary: a KEK rotation from key A
+//! to key B done entirely with `vault status`, `vault rewrap` and `vault
+//! retire`, with the server storing and revealing credentials over HTTP
+//! around it, and `audit verify` on an intact and on a tampered chain.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use partner_auth_core::vault::{AuditStore as _, Channel, Outcome};
+use partner_auth_sqlx::{SqliteAuditStore, SqliteDatabase};
+use serde_json::{Value, json};
+use support::{Server, client, status_json};
+
+const KEY_A: &str = "a:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const KEY_B: &str = "b:HxwbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgEAAAA=";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `partner-workspace ARGS --data-dir STATE` with the vault keys `keys`.
+fn cli(state: &Path, keys: &str, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_partner-workspace"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(state)
+        .env("PARTNER_AUTH_VAULT_KEY", keys)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run partner-workspace");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+async fn post(server: &Server, path: &str, access: &str, body: Value) -> (u16, Value) {
+    let res = client()
+        .post(server.url(path))
+        .bearer_auth(access)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    status_json(res).await
+}
+
+async fn store(server: &Server, access: &str, secret: &str) -> String {
+    let (status, made) = post(
+        server,
+        "/api/credentials",
+        access,
+        json!({ "kind": "api_key", "label": "desk", "secret": secret }),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    made["id"].as_str().unwrap().to_owned()
+}
+
+async fn cli_audit_entries(state: &Path) -> Vec<(String, Outcome)> {
+    let db = SqliteDatabase::open(&state.join("partner-auth.sqlite3"))
+        .await
+        .unwrap();
+    let entries = SqliteAuditStore::new(&db).scan(0, 10_000).await.unwrap();
+    db.close().await;
+    entries
+        .into_iter()
+        .filter(|e| e.channel == Channel::Cli)
+        .map(|e| (e.action, e.outcome))
+        .collect()
+}
+
+#[tokio::test]
+async fn v6_v7_key_rotation_with_the_operator_commands() {
+    // Credentials sealed under key A, in two partners.
+    let server = Server::start_with(&[("PARTNER_AUTH_VAULT_KEY", KEY_A)]);
+    let nikhil = server.login("nikhil", false).await;
+    let mukesh = server.login("mukesh", false).await;
+    let mut secrets = Vec::new();
+    for i in 0..3 {
+        let secret = format!("nikhil-broker-secret-{i}");
+        secrets.push((store(&server, &nikhil.access, &secret).await, secret));
+    }
+    store(&server, &mukesh.access, "mukesh-broker-secret").await;
+    let data = server.stop();
+    let state = data.path().join("state");
+
+    let run = cli(&state, KEY_A, &["vault", "status"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("primary key: a"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("key a: primary, 4 records, 1024 wraps reserved, holds the audit key"),
+        "{}",
+        run.stdout
+    );
+
+    // B is promoted by listing it first; new credentials go to B.
+    let both = format!("{KEY_B},{KEY_A}");
+    let server = Server::start_in(data, &[("PARTNER_AUTH_VAULT_KEY", &both)]);
+    let nikhil = server.login("nikhil", false).await;
+    let fresh = "nikhil-broker-secret-on-b".to_owned();
+    secrets.push((store(&server, &nikhil.access, &fresh).await, fresh));
+    let data = server.stop();
+
+    // A can not be retired while records (and the audit key) are under it.
+    let run = cli(&state, &both, &["vault", "retire", "a"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("refused: key a is still referenced by 5 records"),
+        "{}",
+        run.stderr
+    );
+
+    // The rewrap moves two records per step and reports each step.
+    let run = cli(&state, &both, &["vault", "rewrap", "--batch", "2"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let steps: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("rewrap a -> b:"))
+        .collect();
+    assert!(steps.len() >= 2, "{}", run.stdout);
+    assert!(
+        steps[0].contains("2 rewrapped") && steps[0].contains("2 remaining"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        steps
+            .last()
+            .unwrap()
+            .contains("4 rewrapped, 0 already moved, 0 failed, 0 remaining"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("key a: every record and the audit key moved")
+    );
+
+    // Running it again changes nothing.
+    let run = cli(&state, &both, &["vault", "rewrap"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("nothing to rewrap: every record is on b"),
+        "{}",
+        run.stdout
+    );
+
+    let run = cli(&state, &both, &["vault", "status"]);
+    assert!(
+        run.stdout.contains("key a: previous, 0 records"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("key b: primary, 5 records"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("key b:") && l.ends_with("holds the audit key")),
+        "{}",
+        run.stdout
+    );
+
+    let run = cli(&state, &both, &["vault", "retire", "a"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("key a retired"), "{}", run.stdout);
+    let run = cli(&state, KEY_B, &["vault", "status"]);
+    assert!(
+        run.stdout.contains("key a: retired, 0 records"),
+        "{}",
+        run.stdout
+    );
+    let run = cli(&state, KEY_B, &["audit", "verify"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.starts_with("audit chain ok"), "{}", run.stdout);
+
+    // Every step is in the audit log, on the operator's channel.
+    let audited = cli_audit_entries(&state).await;
+    assert_eq!(
+        audited.first(),
+        Some(&("vault.key_retire".to_owned(), Outcome::Failure))
+    );
+    assert_eq!(
+        audited.last(),
+        Some(&("vault.key_retire".to_owned(), Outcome::Success))
+    );
+    assert!(
+        audited
+            .iter()
+            .filter(|(a, o)| a == "vault.key_rewrap" && *o == Outcome::Success)
+            .count()
+            >= 2
+    );
+
+    // The server runs with B alone and reveals what was sealed under A.
+    let server = Server::start_in(data, &[("PARTNER_AUTH_VAULT_KEY", KEY_B)]);
+    let nikhil = server.login("nikhil", false).await;
+    for (id, secret) in &secrets {
+        let (status, shown) = post(
+            &server,
+            &format!("/api/credentials/{id}/reveal"),
+            &nikhil.access,
+            json!({}),
+        )
+        .await;
+        assert_eq!(status, 200, "{shown}");
+        assert_eq!(shown["secret"], secret.as_str());
+    }
+    let (_, list) = server.get("/api/credentials", &nikhil.access).await;
+    assert!(
+        list["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["kek_id"] == "b"),
+        "{list}"
+    );
+}
+
+#[tokio::test]
+async fn retire_refuses_the_primary_and_unknown_keys() {
+    let server = Server::start_with(&[("PARTNER_AUTH_VAULT_KEY", KEY_A)]);
+    let data = server.stop();
+    let state = data.path().join("state");
+
+    let run = cli(&state, KEY_A, &["vault", "retire", "a"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("refused: key a is the primary"),
+        "{}",
+        run.stderr
+    );
+    let run = cli(&state, KEY_A, &["vault", "retire", "zz"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("refused"), "{}", run.stderr);
+
+    let run = cli(&data.path().join("nowhere"), KEY_A, &["vault", "status"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("no database"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn a1_audit_verify_names_the_first_broken_sequence() {
+    let server = Server::start_with(&[("PARTNER_AUTH_VAULT_KEY", KEY_A)]);
+    for _ in 0..3 {
+        server.login("nikhil", false).await;
+    }
+    // The audit writer is asynchronous; wait for the three logins.
+    let nikhil = server.login("nikhil", false).await;
+    for _ in 0..100 {
+        let (_, audit) = server.get("/api/audit", &nikhil.access).await;
+        if audit["entries"].as_array().map_or(0, Vec::len) >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let data = server.stop();
+    let state = data.path().join("state");
+
+    let run = cli(&state, KEY_A, &["audit", "verify"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+
+    // Someone with write access to the file drops the trigger and edits
+    // the second entry.
+    let db = SqliteDatabase::open(&state.join("partner-auth.sqlite3"))
+        .await
+        .unwrap();
+    sqlx::query("DROP TRIGGER audit_log_no_update")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET outcome = 'failure' WHERE seq = 2")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    db.close().await;
+
+    let run = cli(&state, KEY_A, &["audit", "verify"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("audit chain broken at sequence 2 (altered)"),
+        "{}",
+        run.stdout
+    );
+}
