@@ -41,7 +41,10 @@
 //!
 //! - [`routes::router`] mounts the session routes; other features (the
 //!   vault, Google sign-in) bring routers of their own, and [`app`] merges
-//!   them under the shared layers: JSON 404/405, a 64 KiB body limit and a
+//!   them under the shared layers: JSON 404/405, a 64 KiB body limit (the
+//!   credential routes raise it to
+//!   [`body::MAX_CREDENTIAL_BODY_BYTES`]), the audit channel of each
+//!   request (`api` with an `Authorization` header, `web` without) and a
 //!   tracing span per request.
 //! - [`google_routes::router`] mounts `GET /api/login/google` and its
 //!   callback over a `partner_auth_core::google::GoogleSignIn`.

@@ -43,10 +43,14 @@ async fn app() -> App {
 }
 
 async fn app_with(directory: Directory) -> App {
+    app_on(directory, VaultStores::memory()).await
+}
+
+async fn app_on(directory: Directory, stores: VaultStores) -> App {
     let clock = Arc::new(SystemClock);
     let directory = Arc::new(directory);
     let stack = VaultStack::build(
-        VaultStores::memory(),
+        stores,
         &TestKey,
         clock.clone(),
         directory.clone(),
@@ -685,4 +689,122 @@ async fn reveal_of_another_users_credential_needs_admin() {
             (Some("boss".to_owned()), Outcome::Success, None),
         ]
     );
+}
+
+/// A credential store whose database is gone.
+struct DownStore;
+
+fn down() -> partner_auth_core::Error {
+    partner_auth_core::Error::store(std::io::Error::other("database file vanished"))
+}
+
+#[async_trait::async_trait]
+impl partner_auth_core::vault::KeyReferences for DownStore {
+    async fn count_for_kek(&self, _: &KekId) -> Result<u64, partner_auth_core::Error> {
+        Err(down())
+    }
+}
+
+#[async_trait::async_trait]
+impl partner_auth_core::vault::CredentialStore for DownStore {
+    async fn insert(
+        &self,
+        _: &partner_auth_core::vault::CredentialRecord,
+    ) -> Result<(), partner_auth_core::Error> {
+        Err(down())
+    }
+
+    async fn get(
+        &self,
+        _: &partner_auth_core::PartnerId,
+        _: partner_auth_core::CredentialId,
+    ) -> Result<Option<partner_auth_core::vault::CredentialRecord>, partner_auth_core::Error> {
+        Err(down())
+    }
+
+    async fn list(
+        &self,
+        _: &partner_auth_core::PartnerId,
+    ) -> Result<Vec<partner_auth_core::vault::CredentialRecord>, partner_auth_core::Error> {
+        Err(down())
+    }
+
+    async fn find_by_reference(
+        &self,
+        _: &partner_auth_core::PartnerId,
+        _: partner_auth_core::vault::CredentialKind,
+        _: &str,
+    ) -> Result<Option<partner_auth_core::vault::CredentialRecord>, partner_auth_core::Error> {
+        Err(down())
+    }
+
+    async fn replace(
+        &self,
+        _: &partner_auth_core::vault::CredentialRecord,
+        _: &partner_auth_core::vault::CredentialRecord,
+    ) -> Result<bool, partner_auth_core::Error> {
+        Err(down())
+    }
+
+    async fn set_rotation_state(
+        &self,
+        _: &partner_auth_core::PartnerId,
+        _: partner_auth_core::CredentialId,
+        _: u32,
+        _: partner_auth_core::vault::RotationState,
+    ) -> Result<bool, partner_auth_core::Error> {
+        Err(down())
+    }
+
+    async fn swap_envelope(
+        &self,
+        _: &partner_auth_core::PartnerId,
+        _: partner_auth_core::CredentialId,
+        _: &[u8],
+        _: &KekId,
+        _: &[u8],
+    ) -> Result<bool, partner_auth_core::Error> {
+        Err(down())
+    }
+
+    async fn partners_with_kek(
+        &self,
+        _: &KekId,
+    ) -> Result<Vec<partner_auth_core::PartnerId>, partner_auth_core::Error> {
+        Err(down())
+    }
+
+    async fn list_for_kek(
+        &self,
+        _: &partner_auth_core::PartnerId,
+        _: &KekId,
+        _: Option<partner_auth_core::CredentialId>,
+        _: usize,
+    ) -> Result<Vec<partner_auth_core::vault::CredentialRecord>, partner_auth_core::Error> {
+        Err(down())
+    }
+}
+
+#[tokio::test]
+async fn a_vault_store_failure_is_named_as_such() {
+    let stores = VaultStores {
+        credentials: Arc::new(DownStore),
+        ..VaultStores::memory()
+    };
+    let app = app_on(Directory::launch().unwrap(), stores).await;
+    let nikhil = app.token("nikhil").await;
+
+    for (method, uri, body) in [
+        ("GET", "/api/credentials", None),
+        ("POST", "/api/credentials", Some(new_key("never-stored"))),
+    ] {
+        let (status, value, _) = app.call(Some(&nikhil), method, uri, body).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{method} {uri}");
+        assert_eq!(value["error"], "store_unavailable");
+        assert_eq!(
+            value["message"],
+            "the credential vault or audit store is unavailable"
+        );
+        assert!(!value.to_string().contains("vanished"), "{value}");
+    }
 }

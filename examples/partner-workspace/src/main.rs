@@ -10,7 +10,10 @@
 //! ```
 //!
 //! Every setting has a command-line flag and an environment variable; run
-//! with `--help` for the list. Logs go to standard error through `tracing`
+//! with `--help` for the list. Besides serving, the binary runs the
+//! operator commands `vault status`, `vault rewrap [--batch N]`,
+//! `vault retire KEY_ID` and `audit verify` on the same data directory and
+//! keys (see `ops.rs` and the README's "Rotating the vault key"). Logs go to standard error through `tracing`
 //! (`RUST_LOG` overrides the default filter); the one line on standard output
 //! is `listening on http://ADDR`, printed once the socket is bound, so that
 //! scripts and tests can start the server on port 0 and find it.
