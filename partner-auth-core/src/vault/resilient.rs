@@ -10,8 +10,8 @@
 //! for consent again and so gets a new one.
 //!
 //! A queued token is older than any token a later login for the same issuer
-//! and subject brings. Each write takes a ticket; a retry goes ahead only
-//! while its ticket is still the newest for that subject, under a
+//! and subject brings. Each write takes a stamp; a retry goes ahead only
+//! while its stamp is still the newest for that subject, under a
 //! per-subject lock that also covers the later login's write, and is
 //! otherwise dropped with the reason `superseded`. A stale token therefore
 //! never overwrites a newer one.
@@ -53,7 +53,7 @@ struct Pending {
     issuer: String,
     subject: String,
     token: SecretString,
-    ticket: u64,
+    stamp: u64,
 }
 
 type Key = (String, String);
@@ -62,7 +62,7 @@ type Key = (String, String);
 /// flight or queued.
 #[derive(Default)]
 struct Slot {
-    // The ticket of the newest write started for this subject.
+    // The stamp of the newest write started for this subject.
     latest: u64,
     // Writes in flight or queued.
     users: usize,
@@ -81,7 +81,7 @@ struct Slots {
 }
 
 impl Slots {
-    /// Starts a write: a new ticket, the newest for `key`.
+    /// Starts a write: a new stamp, the newest for `key`.
     fn enter(&mut self, key: &Key) -> (u64, Arc<tokio::sync::Mutex<()>>) {
         self.next += 1;
         let slot = self.map.entry(key.clone()).or_default();
@@ -166,7 +166,7 @@ impl ResilientVault {
                     let newest = lock(&slots)
                         .map
                         .get(&key)
-                        .is_some_and(|s| s.latest == item.ticket);
+                        .is_some_and(|s| s.latest == item.stamp);
                     if !newest {
                         break Retried::Superseded;
                     }
@@ -247,7 +247,7 @@ impl Vault for ResilientVault {
     ) -> Result<(), Error> {
         let copy = SecretString::from(token.expose_secret().to_owned());
         let key = (issuer.to_owned(), subject.to_owned());
-        let (ticket, write_lock) = lock(&self.slots).enter(&key);
+        let (stamp, write_lock) = lock(&self.slots).enter(&key);
         let result = {
             let _writing = write_lock.lock().await;
             self.inner
@@ -265,7 +265,7 @@ impl Vault for ResilientVault {
             issuer: issuer.to_owned(),
             subject: subject.to_owned(),
             token: copy,
-            ticket,
+            stamp,
         };
         if let Some(slot) = lock(&self.slots).map.get_mut(&key) {
             slot.queued += 1;
