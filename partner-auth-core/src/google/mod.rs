@@ -106,7 +106,8 @@ pub use jwks::{
 };
 pub use provider::{
     BeginLogin, CompletedLogin, DEFAULT_FLOW_TTL, GoogleProvider, GoogleProviderBuilder,
-    LoginStart, ProviderMetadata, SCOPES, discover, is_https_or_loopback, provider_http_client,
+    LoginStart, ProviderAccess, ProviderMetadata, SCOPES, discover, is_https_or_loopback,
+    provider_http_client,
 };
 pub use signin::{GoogleSignIn, SignedIn, failure_code};
 

@@ -18,6 +18,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::mpsc;
 
 use super::{Vault, VaultEvent, VaultEventSink};
+use crate::metrics::{self, ProviderTokenWrite};
 use crate::{Error, User};
 
 /// Retry settings.
@@ -106,6 +107,11 @@ impl ResilientVault {
                     }
                 };
                 lock(&waiting).remove(&key);
+                metrics::provider_token_write(if stored {
+                    ProviderTokenWrite::StoredAfterRetry
+                } else {
+                    ProviderTokenWrite::Dropped
+                });
                 let event = if stored {
                     VaultEvent::ProviderTokenStored {
                         partner: item.user.partner.clone(),
@@ -173,12 +179,16 @@ impl Vault for ResilientVault {
         let key = (issuer.to_owned(), subject.to_owned());
         lock(&self.waiting).insert(key.clone());
         let event = match self.tx.try_send(pending) {
-            Ok(()) => VaultEvent::ProviderTokenDeferred {
-                partner: user.partner.clone(),
-                user: user.id.clone(),
-            },
+            Ok(()) => {
+                metrics::provider_token_write(ProviderTokenWrite::Deferred);
+                VaultEvent::ProviderTokenDeferred {
+                    partner: user.partner.clone(),
+                    user: user.id.clone(),
+                }
+            }
             Err(_) => {
                 lock(&self.waiting).remove(&key);
+                metrics::provider_token_write(ProviderTokenWrite::Dropped);
                 VaultEvent::ProviderTokenDropped {
                     partner: user.partner.clone(),
                     user: user.id.clone(),
@@ -188,5 +198,16 @@ impl Vault for ResilientVault {
         };
         self.events.emit(&event);
         Ok(())
+    }
+
+    async fn provider_refresh_token(
+        &self,
+        user: &User,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<SecretString>, Error> {
+        self.inner
+            .provider_refresh_token(user, issuer, subject)
+            .await
     }
 }
