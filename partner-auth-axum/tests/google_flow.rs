@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use partner_auth_axum::google_routes::{self, GoogleState};
 use partner_auth_axum::{AuthState, CookieSettings, app, routes, serve};
 use partner_auth_core::google::{GoogleProvider, GoogleSignIn, MemoryIdentityStore};
+use partner_auth_core::vault::{RecordedVaultEvents, ResilientVault, RetryConfig, VaultEvent};
 use partner_auth_core::{
-    Directory, KeyRing, MemorySessionStore, MemoryVault, RecordedEvents, SecurityEvent,
-    SessionConfig, SessionFilter, SessionManager, SystemClock, TokenConfig, TokenIssuer,
+    Directory, Error, KeyRing, MemorySessionStore, MemoryVault, RecordedEvents, SecurityEvent,
+    SessionConfig, SessionFilter, SessionManager, SystemClock, TokenConfig, TokenIssuer, Vault,
 };
 use reqwest::StatusCode;
 use reqwest::header::{LOCATION, SET_COOKIE};
@@ -116,6 +117,12 @@ fn browser() -> reqwest::Client {
 
 impl Harness {
     async fn start() -> Self {
+        Self::start_with_vault(None).await
+    }
+
+    /// A harness whose sign-in keeps provider tokens in `login_vault`
+    /// instead of the harness's memory vault.
+    async fn start_with_vault(login_vault: Option<Arc<dyn Vault>>) -> Self {
         let provider = ProviderProcess::start();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -145,7 +152,7 @@ impl Harness {
             GoogleProvider::builder(CLIENT_ID, SecretString::from(CLIENT_SECRET), &redirect_url)
                 .unwrap()
                 .issuer(provider.base.clone())
-                .vault(vault.clone())
+                .vault(login_vault.unwrap_or_else(|| vault.clone()))
                 .discover()
                 .await
                 .unwrap();
@@ -446,6 +453,80 @@ async fn google_provider_refresh_replaces_only_on_a_new_token() {
     assert!(nothing_held.is_none());
     assert_eq!(h.stats().await["refresh_grants"], 1);
     assert!(!format!("{rotated:?}").contains(rotated.expose_access_token()));
+}
+
+/// A vault that refuses every write.
+struct DownVault;
+
+#[async_trait::async_trait]
+impl Vault for DownVault {
+    async fn holds_provider_token(&self, _issuer: &str, _subject: &str) -> Result<bool, Error> {
+        Err(Error::Config("vault down".into()))
+    }
+
+    async fn keep_provider_token(
+        &self,
+        _user: &partner_auth_core::User,
+        _issuer: &str,
+        _subject: &str,
+        _token: SecretString,
+    ) -> Result<(), Error> {
+        Err(Error::Config("vault down".into()))
+    }
+}
+
+/// A login while the vault can not be written still completes: 303, a
+/// working session, and the vault event that says the token was deferred
+/// and then given up.
+#[tokio::test]
+async fn google_login_succeeds_while_the_vault_write_fails() {
+    let vault_events = Arc::new(RecordedVaultEvents::default());
+    let resilient = ResilientVault::spawn(
+        Arc::new(DownVault),
+        vault_events.clone(),
+        RetryConfig {
+            capacity: 4,
+            max_attempts: 2,
+            backoff: std::time::Duration::from_millis(1),
+        },
+    );
+    let h = Harness::start_with_vault(Some(resilient)).await;
+    let b = browser();
+
+    let done = h.login(&b, "").await;
+    let session = b
+        .get(format!("{}/api/session", h.base))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(session.status(), StatusCode::OK);
+    assert_eq!(h.stats().await["refresh_tokens_issued"], 1);
+    let deferred = vault_events
+        .snapshot()
+        .iter()
+        .any(|e| matches!(e, VaultEvent::ProviderTokenDeferred { .. }));
+    assert!(deferred, "{:?}", vault_events.snapshot());
+    let mut dropped = false;
+    for _ in 0..200 {
+        dropped = vault_events
+            .snapshot()
+            .iter()
+            .any(|e| matches!(e, VaultEvent::ProviderTokenDropped { .. }));
+        if dropped {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(dropped, "{:?}", vault_events.snapshot());
+    assert!(h.events.snapshot().iter().any(|e| matches!(
+        e,
+        SecurityEvent::LoginSucceeded {
+            mode: partner_auth_core::AuthMode::Google,
+            ..
+        }
+    )));
 }
 
 /// The value of cookie `name` set by `response`.
