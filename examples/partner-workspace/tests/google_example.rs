@@ -295,16 +295,46 @@ async fn example_signs_in_with_the_test_provider() {
         .unwrap();
     assert_eq!(credentials.status(), StatusCode::OK);
     let credentials: Value = credentials.json().await.unwrap();
-    let mock = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
+    let api = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mock = api
         .post(format!("{base}/api/login/mock"))
-        .json(&serde_json::json!({"user": "nikhil", "remember_me": false}))
+        .json(&serde_json::json!({"user": "nikhil", "remember_me": false, "delivery": "body"}))
         .send()
         .await
         .unwrap();
     assert_eq!(mock.status(), StatusCode::OK);
+    let unknown = api
+        .post(format!("{base}/api/login/mock"))
+        .json(&serde_json::json!({"user": "nobody@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    // Two rotations, then the first token again: reuse, the session is revoked.
+    let mut token = mock.json::<Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = token.clone();
+    for _ in 0..2 {
+        let rotated: Value = api
+            .post(format!("{base}/api/token/refresh"))
+            .json(&serde_json::json!({"refresh_token": token, "delivery": "body"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        token = rotated["refresh_token"].as_str().unwrap().to_owned();
+    }
+    let reused = api
+        .post(format!("{base}/api/token/refresh"))
+        .json(&serde_json::json!({"refresh_token": first, "delivery": "body"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reused.status(), StatusCode::UNAUTHORIZED);
     let after = scrape(&base).await;
 
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
@@ -341,6 +371,13 @@ async fn example_signs_in_with_the_test_provider() {
         moved(logins, &[("mode", "mock"), ("outcome", "success")]),
         1.0
     );
+    assert_eq!(
+        moved(logins, &[("mode", "mock"), ("outcome", "failure")]),
+        1.0
+    );
+    let refreshes = "partner_auth_refreshes_total";
+    assert_eq!(moved(refreshes, &[("outcome", "rotated")]), 2.0);
+    assert_eq!(moved(refreshes, &[("outcome", "reuse_detected")]), 1.0);
     let failures = "partner_auth_google_login_failures_total";
     assert_eq!(moved(failures, &[("code", "access_denied")]), 1.0);
     assert_eq!(moved(failures, &[("code", "login_expired")]), 1.0);
@@ -382,6 +419,8 @@ async fn example_signs_in_with_the_test_provider() {
         ("pa_access", access.as_str()),
         ("pa_refresh", refresh.as_str()),
         ("client secret", CLIENT_SECRET),
+        ("reused refresh token", first.as_str()),
+        ("latest refresh token", token.as_str()),
     ] {
         assert!(secret.len() >= 10, "{what} looks too short to search for");
         assert!(!logs.contains(secret), "the {what} reached the log");
