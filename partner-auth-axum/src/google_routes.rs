@@ -10,7 +10,10 @@
 //!   one `error`; bounded lengths; UTF-8), finishes the login, sets the same
 //!   session cookies as every other login and answers 303 to the return path.
 //! - The provider's `error=...` (the user declined) redirects to
-//!   `/login?error=access_denied` (or `provider_error`). Every other failure is
+//!   `/login?error=access_denied` (or `provider_error`). The pending login
+//!   ends only when the callback also carries this browser's `state`
+//!   (compared in constant time); a forged cross-site `?error=` leaves it
+//!   intact. Every other failure is
 //!   a JSON error: 400 for a bad, stale or replayed callback or a refused ID
 //!   token, 403 when the identity may not sign in, 502/503 when the provider
 //!   is unreachable. No failure creates a session, and the flow is spent
@@ -245,7 +248,7 @@ async fn start(
 /// What a callback query says.
 enum Callback {
     Code { state: String, code: SecretString },
-    ProviderError { denied: bool },
+    ProviderError { denied: bool, state: Option<String> },
 }
 
 fn parse_callback(raw: Option<&str>) -> Result<Callback, GoogleError> {
@@ -255,6 +258,9 @@ fn parse_callback(raw: Option<&str>) -> Result<Callback, GoogleError> {
     if let Some(error) = single(&pairs, "error")? {
         return Ok(Callback::ProviderError {
             denied: error == "access_denied",
+            state: state
+                .filter(|s| s.len() <= MAX_STATE_LEN)
+                .map(str::to_owned),
         });
     }
     let state = state
@@ -289,17 +295,31 @@ async fn callback(
     };
     let (presented_state, code) = match parsed {
         Callback::Code { state, code } => (state, code),
-        Callback::ProviderError { denied } => {
-            let e = if denied {
+        Callback::ProviderError {
+            denied,
+            state: presented,
+        } => {
+            let e: Error = if denied {
                 GoogleError::AccessDenied
             } else {
                 GoogleError::ProviderError
-            };
-            let e = state.sign_in.refuse(flow_id.as_ref(), e.into()).await;
+            }
+            .into();
+            let ended = state
+                .sign_in
+                .provider_reported_error(flow_id.as_ref(), presented.as_deref(), &e)
+                .await;
             let code = failure_code(&e);
-            tracing::info!(code, "provider reported an error; back to the login page");
+            tracing::info!(
+                code,
+                flow_ended = ended,
+                "provider reported an error; back to the login page"
+            );
             let mut response = redirect(StatusCode::FOUND, &format!("{LOGIN_PAGE}?error={code}"));
-            clear_flow_cookie(response.headers_mut(), secure);
+            // Without this browser's state the login in progress stays usable.
+            if ended {
+                clear_flow_cookie(response.headers_mut(), secure);
+            }
             return response;
         }
     };

@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use partner_auth_core::{
-    Entitlement, Error, LoginProof, PartnerId, RefreshToken, Role, SessionId, UserId,
+    AuthMode, Entitlement, Error, LoginProof, PartnerId, RefreshToken, Role, SessionId, UserId,
+    metrics,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -113,6 +114,11 @@ async fn mock_login(
         ));
     }
 
+    // Failures before the session manager are counted here; it counts the rest.
+    let refused = |e: ApiError| {
+        metrics::login(AuthMode::Mock, metrics::LoginOutcome::Failure);
+        e
+    };
     let identity = mock
         .authenticate(LoginProof::Mock { user: req.user })
         .await
@@ -121,11 +127,16 @@ async fn mock_login(
                 ApiError::new(StatusCode::UNAUTHORIZED, "unknown_user", "no such user")
             }
             other => other.into(),
-        })?;
+        })
+        .map_err(refused)?;
     let directory = state.sessions.directory();
-    let user = directory
-        .find_user(&identity.subject)
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown_user", "no such user"))?;
+    let user = directory.find_user(&identity.subject).ok_or_else(|| {
+        refused(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unknown_user",
+            "no such user",
+        ))
+    })?;
 
     let issued = state
         .sessions

@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use partner_auth_axum::google_routes::{self, GoogleState};
 use partner_auth_axum::{AuthState, CookieSettings, app, routes, serve};
 use partner_auth_core::google::{GoogleProvider, GoogleSignIn, MemoryIdentityStore};
+use partner_auth_core::vault::{RecordedVaultEvents, ResilientVault, RetryConfig, VaultEvent};
 use partner_auth_core::{
-    Directory, KeyRing, MemorySessionStore, MemoryVault, RecordedEvents, SecurityEvent,
-    SessionConfig, SessionFilter, SessionManager, SystemClock, TokenConfig, TokenIssuer,
+    Directory, Error, KeyRing, MemorySessionStore, MemoryVault, RecordedEvents, SecurityEvent,
+    SessionConfig, SessionFilter, SessionManager, SystemClock, TokenConfig, TokenIssuer, Vault,
 };
 use reqwest::StatusCode;
 use reqwest::header::{LOCATION, SET_COOKIE};
@@ -100,6 +101,7 @@ struct Harness {
     vault: Arc<MemoryVault>,
     events: Arc<RecordedEvents>,
     sessions: Arc<SessionManager>,
+    google: Arc<GoogleProvider>,
     control: reqwest::Client,
 }
 
@@ -115,6 +117,12 @@ fn browser() -> reqwest::Client {
 
 impl Harness {
     async fn start() -> Self {
+        Self::start_with_vault(None).await
+    }
+
+    /// A harness whose sign-in keeps provider tokens in `login_vault`
+    /// instead of the harness's memory vault.
+    async fn start_with_vault(login_vault: Option<Arc<dyn Vault>>) -> Self {
         let provider = ProviderProcess::start();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -144,12 +152,13 @@ impl Harness {
             GoogleProvider::builder(CLIENT_ID, SecretString::from(CLIENT_SECRET), &redirect_url)
                 .unwrap()
                 .issuer(provider.base.clone())
-                .vault(vault.clone())
+                .vault(login_vault.unwrap_or_else(|| vault.clone()))
                 .discover()
                 .await
                 .unwrap();
+        let google = Arc::new(google);
         let sign_in = Arc::new(GoogleSignIn::new(
-            Arc::new(google),
+            google.clone(),
             Arc::new(MemoryIdentityStore::new()),
             sessions.clone(),
         ));
@@ -171,6 +180,7 @@ impl Harness {
             vault,
             events,
             sessions,
+            google,
             control: reqwest::Client::builder().no_proxy().build().unwrap(),
         }
     }
@@ -381,12 +391,142 @@ async fn google_refresh_token_kept() {
         .unwrap();
     assert_eq!(refreshed.status(), StatusCode::OK);
 
-    assert_eq!(h.stats().await["refresh_tokens_issued"], 1);
+    let nikhil = h.sessions.directory().find_user("nikhil").unwrap().clone();
+    let grant = h
+        .google
+        .refresh_provider_access(&nikhil, &subject)
+        .await
+        .unwrap()
+        .expect("a refresh token is held");
+
+    assert!(!grant.expose_access_token().is_empty());
+    assert!(!grant.refresh_token_replaced);
+    let stats = h.stats().await;
+    assert_eq!(stats["refresh_grants"], 1);
+    assert_eq!(stats["last_refresh_token_presented"], json!(kept));
+    assert_eq!(stats["refresh_tokens_issued"], 1);
     let still = h.vault.provider_token(&issuer, &subject).unwrap();
     assert_eq!(still.expose_secret(), kept);
     // A browser without the subject hint (first login there) gets consent again.
     let fresh = h.begin(&browser(), "").await;
     assert_eq!(param(&fresh, "prompt").as_deref(), Some("consent"));
+}
+
+/// A refresh grant whose response carries a new refresh token replaces the
+/// held one; a subject with nothing held sends no grant at all.
+#[tokio::test]
+async fn google_provider_refresh_replaces_only_on_a_new_token() {
+    let h = Harness::start().await;
+    let b = browser();
+    let first = h.login(&b, "").await;
+    let subject = cookie_value(&first, "pa_google_sub").unwrap();
+    let kept = h
+        .vault
+        .provider_token(&h.provider.base, &subject)
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    let nikhil = h.sessions.directory().find_user("nikhil").unwrap().clone();
+
+    h.control("next-refresh", json!({"rotate": true})).await;
+    let rotated = h
+        .google
+        .refresh_provider_access(&nikhil, &subject)
+        .await
+        .unwrap()
+        .unwrap();
+    let replaced = h
+        .vault
+        .provider_token(&h.provider.base, &subject)
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    let nothing_held = h
+        .google
+        .refresh_provider_access(&nikhil, "10000000000000000000")
+        .await
+        .unwrap();
+
+    assert!(rotated.refresh_token_replaced);
+    assert_ne!(replaced, kept);
+    assert!(replaced.starts_with("1//"));
+    assert!(nothing_held.is_none());
+    assert_eq!(h.stats().await["refresh_grants"], 1);
+    assert!(!format!("{rotated:?}").contains(rotated.expose_access_token()));
+}
+
+/// A vault that refuses every write.
+struct DownVault;
+
+#[async_trait::async_trait]
+impl Vault for DownVault {
+    async fn holds_provider_token(&self, _issuer: &str, _subject: &str) -> Result<bool, Error> {
+        Err(Error::Config("vault down".into()))
+    }
+
+    async fn keep_provider_token(
+        &self,
+        _user: &partner_auth_core::User,
+        _issuer: &str,
+        _subject: &str,
+        _token: SecretString,
+    ) -> Result<(), Error> {
+        Err(Error::Config("vault down".into()))
+    }
+}
+
+/// A login while the vault can not be written still completes: 303, a
+/// working session, and the vault event that says the token was deferred
+/// and then given up.
+#[tokio::test]
+async fn google_login_succeeds_while_the_vault_write_fails() {
+    let vault_events = Arc::new(RecordedVaultEvents::default());
+    let resilient = ResilientVault::spawn(
+        Arc::new(DownVault),
+        vault_events.clone(),
+        RetryConfig {
+            capacity: 4,
+            max_attempts: 2,
+            backoff: std::time::Duration::from_millis(1),
+        },
+    );
+    let h = Harness::start_with_vault(Some(resilient)).await;
+    let b = browser();
+
+    let done = h.login(&b, "").await;
+    let session = b
+        .get(format!("{}/api/session", h.base))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(session.status(), StatusCode::OK);
+    assert_eq!(h.stats().await["refresh_tokens_issued"], 1);
+    let deferred = vault_events
+        .snapshot()
+        .iter()
+        .any(|e| matches!(e, VaultEvent::ProviderTokenDeferred { .. }));
+    assert!(deferred, "{:?}", vault_events.snapshot());
+    let mut dropped = false;
+    for _ in 0..200 {
+        dropped = vault_events
+            .snapshot()
+            .iter()
+            .any(|e| matches!(e, VaultEvent::ProviderTokenDropped { .. }));
+        if dropped {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(dropped, "{:?}", vault_events.snapshot());
+    assert!(h.events.snapshot().iter().any(|e| matches!(
+        e,
+        SecurityEvent::LoginSucceeded {
+            mode: partner_auth_core::AuthMode::Google,
+            ..
+        }
+    )));
 }
 
 /// The value of cookie `name` set by `response`.
@@ -428,6 +568,45 @@ async fn google_redirect_uri_ignores_forwarded_headers() {
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     let stats = h.stats().await;
     assert_eq!(stats["last_token_redirect_uri"], json!(h.redirect_url));
+    let authorize: Vec<(String, String)> =
+        serde_json::from_value(stats["last_authorize"].clone()).unwrap();
+    let sent = authorize
+        .iter()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.clone());
+    assert_eq!(sent.as_deref(), Some(h.redirect_url.as_str()));
+}
+
+/// G6 on the token-exchange leg: a login whose start and callback both
+/// carry forged forwarding headers still sends the configured redirect URI,
+/// byte for byte, to the token endpoint.
+#[tokio::test]
+async fn google_token_exchange_ignores_forwarded_headers() {
+    let h = Harness::start().await;
+    let forged = |request: reqwest::RequestBuilder| {
+        request
+            .header("X-Forwarded-Host", "evil.example")
+            .header("X-Forwarded-Proto", "https")
+            .header("X-Forwarded-Port", "8443")
+            .header("Forwarded", "for=203.0.113.9;host=evil.example;proto=https")
+    };
+    let b = browser();
+
+    let start = forged(b.get(format!("{}/api/login/google", h.base)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), StatusCode::FOUND);
+    let authorize = start.headers()[LOCATION].to_str().unwrap().to_owned();
+    let at_provider = b.get(authorize).send().await.unwrap();
+    let callback = at_provider.headers()[LOCATION].to_str().unwrap().to_owned();
+    let done = forged(b.get(callback)).send().await.unwrap();
+
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let stats = h.stats().await;
+    assert_eq!(stats["token_requests"], 1);
+    let seen = stats["last_token_redirect_uri"].as_str().unwrap();
+    assert_eq!(seen.as_bytes(), h.redirect_url.as_bytes());
     let authorize: Vec<(String, String)> =
         serde_json::from_value(stats["last_authorize"].clone()).unwrap();
     let sent = authorize
@@ -607,6 +786,85 @@ async fn google_start_refuses_unsafe_return_paths() {
     }
 }
 
+/// A forged `?error=access_denied` without this browser's state (a
+/// cross-site top-level GET) redirects to the login page but leaves the
+/// login in progress intact; the genuine callback still completes.
+#[tokio::test]
+async fn google_forged_access_denied_leaves_the_flow_intact() {
+    let h = Harness::start().await;
+    let b = browser();
+    let callback = h.callback_url(&b, "").await;
+    let state = param(&callback, "state").unwrap();
+    let wrong_state = format!("{}x", &state[..state.len() - 1]);
+
+    let mut forged = Vec::new();
+    for query in [
+        "?error=access_denied".to_owned(),
+        format!("?error=access_denied&state={wrong_state}"),
+        "?error=server_error&state=".to_owned(),
+    ] {
+        let response = b
+            .get(format!("{}{query}", h.redirect_url))
+            .send()
+            .await
+            .unwrap();
+        forged.push(response);
+    }
+    let genuine = b.get(callback).send().await.unwrap();
+
+    for response in &forged {
+        assert_eq!(response.status(), StatusCode::FOUND);
+        assert!(
+            response.headers()[LOCATION]
+                .to_str()
+                .unwrap()
+                .starts_with("/login?error=")
+        );
+        assert!(
+            !set_cookies(response)
+                .iter()
+                .any(|c| c.starts_with("pa_google_flow=")),
+            "the flow cookie was cleared"
+        );
+    }
+    assert_eq!(genuine.status(), StatusCode::SEE_OTHER);
+    assert_eq!(h.session_count().await, 1);
+}
+
+/// With this browser's state, the provider's error ends the pending login:
+/// the code that might still arrive for it is refused.
+#[tokio::test]
+async fn google_access_denied_with_state_ends_the_flow() {
+    let h = Harness::start().await;
+    let b = browser();
+    let callback = h.callback_url(&b, "").await;
+    let state = param(&callback, "state").unwrap();
+
+    let denied = b
+        .get(format!(
+            "{}?error=access_denied&state={state}",
+            h.redirect_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    let late = b.get(callback).send().await.unwrap();
+
+    assert_eq!(denied.status(), StatusCode::FOUND);
+    assert_eq!(denied.headers()[LOCATION], "/login?error=access_denied");
+    assert!(
+        set_cookies(&denied)
+            .iter()
+            .any(|c| c.starts_with("pa_google_flow=;") && c.contains("Max-Age=0"))
+    );
+    assert_eq!(
+        error_code(late).await,
+        (StatusCode::BAD_REQUEST, "login_expired".into())
+    );
+    assert_eq!(h.token_requests().await, 0);
+    assert_eq!(h.session_count().await, 0);
+}
+
 #[tokio::test]
 async fn google_access_denied_redirects_to_login_page() {
     let h = Harness::start().await;
@@ -690,30 +948,40 @@ async fn google_email_verified_policy_over_http() {
     assert_eq!(h.session_count().await, 2);
 }
 
-/// G9 over the wire: first logins link by ASCII-case-insensitive e-mail only.
+/// G9 over the wire: first logins link by ASCII-case-insensitive e-mail
+/// only. `ni\u{212A}hil` (Kelvin sign) folds to `nikhil` under Unicode case
+/// folding, so this refusal fails if matching ever goes beyond ASCII.
 #[tokio::test]
 async fn google_email_matching_over_http() {
     let h = Harness::start().await;
+    assert!(
+        "ni\u{212A}hil".to_lowercase() == "nikhil",
+        "the probe folds to a seeded user"
+    );
 
+    h.control("next-user", json!({"email": "ni\u{212A}hil@example.com"}))
+        .await;
+    let kelvin = h.login(&browser(), "").await;
+    h.control("next-user", json!({"email": "nikhil@ex\u{0430}mple.com"}))
+        .await;
+    let cyrillic = h.login(&browser(), "").await;
     h.control("next-user", json!({"email": "RAJA@Example.COM"}))
         .await;
     let upper = h.login(&browser(), "").await;
-    h.control("next-user", json!({"email": "ra\u{212A}a@example.com"}))
-        .await;
-    let kelvin = h.login(&browser(), "").await;
-    h.control("next-user", json!({"email": "raja@ex\u{0430}mple.com"}))
-        .await;
-    let cyrillic = h.login(&browser(), "").await;
 
+    for refused in [kelvin, cyrillic] {
+        assert!(
+            !set_cookies(&refused)
+                .iter()
+                .any(|c| c.starts_with("pa_refresh=") || c.starts_with("pa_access=")),
+            "a refused login set session cookies"
+        );
+        assert_eq!(
+            error_code(refused).await,
+            (StatusCode::FORBIDDEN, "unknown_user".into())
+        );
+    }
     assert_eq!(upper.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        error_code(kelvin).await,
-        (StatusCode::FORBIDDEN, "unknown_user".into())
-    );
-    assert_eq!(
-        error_code(cyrillic).await,
-        (StatusCode::FORBIDDEN, "unknown_user".into())
-    );
     let sessions = h
         .sessions
         .store()
@@ -787,7 +1055,21 @@ async fn google_flow_logs_no_secrets() {
     let done = b.get(callback).send().await.unwrap();
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     let access = cookie_value(&done, "pa_access").unwrap();
+    let refresh = cookie_value(&done, "pa_refresh").unwrap();
     let subject = cookie_value(&done, "pa_google_sub").unwrap();
+    let stats = h.stats().await;
+    let verifier = stats["last_token_code_verifier"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id_token = stats["last_id_token"].as_str().unwrap().to_owned();
+    let authorize: Vec<(String, String)> =
+        serde_json::from_value(stats["last_authorize"].clone()).unwrap();
+    let nonce = authorize
+        .iter()
+        .find(|(k, _)| k == "nonce")
+        .map(|(_, v)| v.clone())
+        .unwrap();
     let bad = b
         .get(format!("{}?state={state}x&code={code}", h.redirect_url))
         .send()
@@ -801,15 +1083,27 @@ async fn google_flow_logs_no_secrets() {
         "the capture saw nothing"
     );
     let provider_token = h.vault.provider_token(&h.provider.base, &subject).unwrap();
-    for secret in [
-        state.as_str(),
-        code.as_str(),
-        access.as_str(),
-        CLIENT_SECRET,
-        provider_token.expose_secret(),
-    ] {
-        assert!(!logs.contains(secret), "a secret reached the log");
+    let secrets = [
+        ("state", state.as_str()),
+        ("code", code.as_str()),
+        ("nonce", nonce.as_str()),
+        ("PKCE verifier", verifier.as_str()),
+        ("ID token", id_token.as_str()),
+        ("pa_access", access.as_str()),
+        ("pa_refresh", refresh.as_str()),
+        ("client secret", CLIENT_SECRET),
+        ("provider refresh token", provider_token.expose_secret()),
+    ];
+    for (what, secret) in secrets {
+        assert!(secret.len() >= 10, "{what} looks too short to search for");
+        assert!(!logs.contains(secret), "the {what} reached the log");
     }
+    // The ID token's signature alone is as secret as the whole token.
+    let signature = id_token.rsplit('.').next().unwrap();
+    assert!(
+        !logs.contains(signature),
+        "the ID token signature reached the log"
+    );
 }
 
 struct LogWriter(Arc<Mutex<Vec<u8>>>);

@@ -87,6 +87,7 @@ pub mod ids;
 pub mod keys;
 pub mod manager;
 pub mod memory;
+pub mod metrics;
 pub mod partner;
 pub mod provider;
 pub mod refresh;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use time::Duration;
 
 use crate::events::{EventSink, SecurityEvent};
+use crate::metrics;
 use crate::refresh::RefreshToken;
 use crate::session::{RefreshRecord, RevokeReason, Session, SessionFilter, SessionStore};
 use crate::token::{AccessClaims, AccessToken, TokenIssuer};
@@ -200,6 +201,22 @@ impl SessionManager {
         mode: AuthMode,
         remember_me: bool,
     ) -> Result<Issued, Error> {
+        let result = self.login_inner(user, mode, remember_me).await;
+        let outcome = if result.is_ok() {
+            metrics::LoginOutcome::Success
+        } else {
+            metrics::LoginOutcome::Failure
+        };
+        metrics::login(mode, outcome);
+        result
+    }
+
+    async fn login_inner(
+        &self,
+        user: &User,
+        mode: AuthMode,
+        remember_me: bool,
+    ) -> Result<Issued, Error> {
         if user.disabled {
             self.events.emit(&SecurityEvent::LoginFailed {
                 mode,
@@ -265,6 +282,22 @@ impl SessionManager {
     /// token after the window, is reuse: the whole session is revoked.
     #[tracing::instrument(skip_all, fields(session = tracing::field::Empty, grace = tracing::field::Empty))]
     pub async fn refresh(&self, presented: &RefreshToken) -> Result<Issued, Error> {
+        let result = self.refresh_inner(presented).await;
+        let outcome = match &result {
+            Ok(issued) if issued.grace => metrics::RefreshOutcome::Grace,
+            Ok(_) => metrics::RefreshOutcome::Rotated,
+            Err(Error::RefreshTokenReused) => metrics::RefreshOutcome::ReuseDetected,
+            Err(Error::UnknownRefreshToken) => metrics::RefreshOutcome::Unknown,
+            Err(Error::SessionRevoked | Error::SessionExpired | Error::SessionNotFound) => {
+                metrics::RefreshOutcome::SessionEnded
+            }
+            Err(_) => metrics::RefreshOutcome::Error,
+        };
+        metrics::refresh(outcome);
+        result
+    }
+
+    async fn refresh_inner(&self, presented: &RefreshToken) -> Result<Issued, Error> {
         let digest = presented.digest();
         let Some(record) = self.store.find_refresh(&digest).await? else {
             tracing::debug!("unknown refresh token");

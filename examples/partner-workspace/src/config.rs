@@ -19,6 +19,7 @@ use time::Duration;
         PARTNER_AUTH_GOOGLE_CLIENT_SECRET  the OAuth client secret\n  \
         PARTNER_AUTH_GOOGLE_REDIRECT_URL   the registered callback URL\n  \
         PARTNER_AUTH_GOOGLE_ISSUER         default https://accounts.google.com\n  \
+        PARTNER_AUTH_GOOGLE_HOSTED_DOMAINS comma-separated Workspace domains (`hd`) allowed; empty allows all\n  \
         RUST_LOG                           log filter (default info,tower_http=info,sqlx=warn)"
 )]
 pub struct Cli {

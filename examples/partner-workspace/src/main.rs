@@ -13,14 +13,17 @@
 //! with `--help` for the list. Besides serving, the binary runs the
 //! operator commands `vault status`, `vault rewrap [--batch N]`,
 //! `vault retire KEY_ID` and `audit verify` on the same data directory and
-//! keys (see `ops.rs` and the README's "Rotating the vault key"). Logs go to standard error through `tracing`
-//! (`RUST_LOG` overrides the default filter); the one line on standard output
+//! keys (see `ops.rs` and the README's "Rotating the vault key"). Logs go to
+//! standard error through `tracing` (`RUST_LOG` overrides the default filter); the one line on standard output
 //! is `listening on http://ADDR`, printed once the socket is bound, so that
-//! scripts and tests can start the server on port 0 and find it.
+//! scripts and tests can start the server on port 0 and find it. `GET
+//! /metrics` serves the library's counters in the Prometheus text format
+//! (see `docs/metrics.md`).
 
 mod config;
 mod google;
 mod ops;
+mod scrape;
 
 use std::sync::Arc;
 
@@ -87,6 +90,8 @@ fn init_logging(format: &str) {
 
 async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mode: RunMode = args.mode.parse()?;
+    // Installed first, so that every counter from start-up on is exported.
+    let metrics = scrape::install().context("installing the metrics recorder")?;
     let data_dir = &args.data_dir;
     partner_auth_core::keys::create_private_dir(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
@@ -156,9 +161,11 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         mock,
         cookies,
     };
-    let router = app([routes::router(state), vault_router]
-        .into_iter()
-        .chain(google));
+    let router = app(
+        [routes::router(state), vault_router, scrape::router(metrics)]
+            .into_iter()
+            .chain(google),
+    );
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

@@ -110,6 +110,10 @@ pub enum GoogleError {
     /// The token endpoint answered with an error or with something unreadable.
     #[error("token endpoint failure: {0}")]
     TokenEndpoint(&'static str),
+    /// The provider refused a held refresh token in a refresh grant
+    /// (`invalid_grant`: revoked by the user, expired or replaced).
+    #[error("the provider refused the held refresh token")]
+    ProviderTokenRejected,
     /// The token response carried no ID token.
     #[error("the token response carried no ID token")]
     IdTokenMissing,
@@ -148,6 +152,7 @@ impl GoogleError {
             GoogleError::TooManyFlows => "too_many_logins",
             GoogleError::CodeRejected => "code_rejected",
             GoogleError::TokenEndpoint(_) => "token_endpoint",
+            GoogleError::ProviderTokenRejected => "provider_token_rejected",
             GoogleError::IdTokenMissing | GoogleError::IdToken(_) => "invalid_id_token",
             GoogleError::KeysUnavailable => "keys_unavailable",
             GoogleError::EmailNotVerified => "email_not_verified",

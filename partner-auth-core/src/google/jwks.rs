@@ -18,7 +18,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::GoogleError;
 use super::error::IdTokenRejection;
-use crate::Clock;
+use crate::{Clock, metrics};
 
 /// Shortest cache lifetime, whatever `max-age` says.
 pub const MIN_KEY_LIFETIME: Duration = Duration::seconds(60);
@@ -290,11 +290,23 @@ impl JwksCache {
     }
 
     async fn refresh(&self, now: OffsetDateTime) -> Result<usize, GoogleError> {
-        let fetched = self.source.fetch().await?;
-        let keys = parse_jwks(&fetched.body).ok_or(GoogleError::KeysUnavailable)?;
-        if keys.is_empty() {
+        let fetched = match self.source.fetch().await {
+            Ok(fetched) => fetched,
+            Err(e) => {
+                let outcome = match e {
+                    GoogleError::Unreachable { .. } => metrics::JwksFetch::Unreachable,
+                    _ => metrics::JwksFetch::Invalid,
+                };
+                metrics::jwks_fetch(outcome);
+                return Err(e);
+            }
+        };
+        let keys = parse_jwks(&fetched.body).filter(|keys| !keys.is_empty());
+        let Some(keys) = keys else {
+            metrics::jwks_fetch(metrics::JwksFetch::Invalid);
             return Err(GoogleError::KeysUnavailable);
-        }
+        };
+        metrics::jwks_fetch(metrics::JwksFetch::Ok);
         let lifetime = fetched
             .max_age
             .unwrap_or(DEFAULT_KEY_LIFETIME)

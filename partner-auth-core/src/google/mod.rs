@@ -70,6 +70,21 @@
 //! hint decides nothing but the prompt: identity always comes from the
 //! verified ID token.
 //!
+//! ## Calling the provider later
+//!
+//! [`GoogleProvider::refresh_provider_access`] sends a refresh grant with the
+//! refresh token the vault holds for a user and subject, and returns a fresh
+//! provider access token ([`ProviderAccess`]). Google answers without a new
+//! refresh token, and the held one stays; only an answer that carries a
+//! different one replaces it (a new generation in the vault). A refused
+//! token is [`GoogleError::ProviderTokenRejected`] (`provider_token_rejected`):
+//! the user revoked the app, and the next login must ask for consent.
+//!
+//! ## Metrics
+//!
+//! Sign-in failures, key fetches, provider-token writes and refresh grants
+//! are counted through [`crate::metrics`].
+//!
 //! ## What is never logged
 //!
 //! Codes, states, nonces, PKCE verifiers, ID tokens, access and refresh
@@ -106,7 +121,8 @@ pub use jwks::{
 };
 pub use provider::{
     BeginLogin, CompletedLogin, DEFAULT_FLOW_TTL, GoogleProvider, GoogleProviderBuilder,
-    LoginStart, ProviderMetadata, SCOPES, discover, is_https_or_loopback, provider_http_client,
+    LoginStart, ProviderAccess, ProviderMetadata, SCOPES, discover, is_https_or_loopback,
+    provider_http_client,
 };
 pub use signin::{GoogleSignIn, SignedIn, failure_code};
 

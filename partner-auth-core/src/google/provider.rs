@@ -26,7 +26,7 @@ use super::jwks::{HttpKeySource, JwksCache, KeySource, read_limited};
 use super::{GOOGLE_ISSUER, GOOGLE_ISSUER_BARE, GoogleError};
 use crate::{
     AuthMode, AuthProvider, Clock, Error, ExternalIdentity, LoginProof, MemoryVault, SystemClock,
-    Vault,
+    User, Vault, metrics,
 };
 
 /// How long a started login may take before its callback is refused.
@@ -382,6 +382,34 @@ pub struct CompletedLogin {
     pub remember_me: bool,
 }
 
+/// A provider access token obtained with a refresh grant. Redacted in
+/// `Debug`; the token is wiped on drop.
+pub struct ProviderAccess {
+    access_token: SecretString,
+    /// The lifetime the provider gave the access token, when it said.
+    pub expires_in: Option<std::time::Duration>,
+    /// Whether the response carried a new refresh token, which replaced the
+    /// held one in the vault.
+    pub refresh_token_replaced: bool,
+}
+
+impl ProviderAccess {
+    /// The provider access token, for calls to the provider's APIs only.
+    pub fn expose_access_token(&self) -> &str {
+        self.access_token.expose_secret()
+    }
+}
+
+impl fmt::Debug for ProviderAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderAccess")
+            .field("access_token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .field("refresh_token_replaced", &self.refresh_token_replaced)
+            .finish()
+    }
+}
+
 /// Google (or any OpenID Connect provider) sign-in through the
 /// authorization code flow with PKCE S256, `state` and `nonce`.
 pub struct GoogleProvider {
@@ -528,11 +556,115 @@ impl GoogleProvider {
         })
     }
 
-    /// Ends a pending flow without exchanging anything (the provider
-    /// reported an error, or the callback was unusable).
+    /// Ends a pending flow without exchanging anything (the callback was
+    /// unusable).
     pub async fn abandon(&self, flow_id: &FlowId) -> Result<(), Error> {
         self.flows.take(flow_id, self.clock.now()).await?;
         Ok(())
+    }
+
+    /// Ends a pending flow because the provider reported an error, but only
+    /// when `state` is the flow's own (compared in constant time). Anyone
+    /// can send a browser to the callback with `?error=...`; without the
+    /// state such a request must not cancel the login in progress, so the
+    /// flow is put back as it was. Returns whether the flow was ended.
+    pub async fn abandon_if_state_matches(
+        &self,
+        flow_id: &FlowId,
+        state: Option<&str>,
+    ) -> Result<bool, Error> {
+        let now = self.clock.now();
+        let Some(flow) = self.flows.take(flow_id, now).await? else {
+            return Ok(false);
+        };
+        if state.is_some_and(|s| flow.state_matches(s)) {
+            return Ok(true);
+        }
+        self.flows.put(flow_id, flow, now).await?;
+        Ok(false)
+    }
+
+    /// Sends a refresh grant with the refresh token held in the vault for
+    /// `user` and this provider's `subject`, and returns the fresh provider
+    /// access token. `None` when no refresh token is held (nothing is sent).
+    ///
+    /// Google answers a refresh grant without a new refresh token: the held
+    /// one stays as it is. Only when the response carries a different one
+    /// does it replace the held one (a new generation in the vault).
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh_provider_access(
+        &self,
+        user: &User,
+        subject: &str,
+    ) -> Result<Option<ProviderAccess>, Error> {
+        let result = self.refresh_grant(user, subject).await;
+        let outcome = match &result {
+            Ok(Some(access)) if access.refresh_token_replaced => metrics::ProviderRefresh::Replaced,
+            Ok(Some(_)) => metrics::ProviderRefresh::Ok,
+            Ok(None) => metrics::ProviderRefresh::NoToken,
+            Err(Error::Google(GoogleError::ProviderTokenRejected)) => {
+                metrics::ProviderRefresh::Rejected
+            }
+            Err(_) => metrics::ProviderRefresh::Error,
+        };
+        metrics::provider_refresh(outcome);
+        result
+    }
+
+    async fn refresh_grant(
+        &self,
+        user: &User,
+        subject: &str,
+    ) -> Result<Option<ProviderAccess>, Error> {
+        let Some(held) = self
+            .vault
+            .provider_refresh_token(user, &self.issuer, subject)
+            .await?
+        else {
+            tracing::debug!("no provider refresh token held");
+            return Ok(None);
+        };
+        let response = self
+            .client
+            .exchange_refresh_token(&oauth2::RefreshToken::new(held.expose_secret().to_owned()))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| match token_error(e) {
+                GoogleError::CodeRejected => GoogleError::ProviderTokenRejected,
+                other => other,
+            })?;
+        let access_token = SecretString::from(response.access_token().secret().to_owned());
+        let new_refresh = response
+            .refresh_token()
+            .map(|t| t.secret().as_str())
+            .filter(|t| !t.is_empty() && *t != held.expose_secret());
+
+        let mut refresh_token_replaced = false;
+        if let Some(new) = new_refresh {
+            let kept = self
+                .vault
+                .keep_provider_token(
+                    user,
+                    &self.issuer,
+                    subject,
+                    SecretString::from(new.to_owned()),
+                )
+                .await;
+            match kept {
+                Ok(()) => refresh_token_replaced = true,
+                Err(e) => {
+                    metrics::provider_token_write(metrics::ProviderTokenWrite::Failed);
+                    tracing::warn!(error = %e, "new provider refresh token could not be kept");
+                }
+            }
+        }
+        tracing::debug!(refresh_token_replaced, "provider access refreshed");
+
+        Ok(Some(ProviderAccess {
+            access_token,
+            expires_in: response.expires_in(),
+            refresh_token_replaced,
+        }))
     }
 
     /// Finishes a login: consumes the flow, checks `state` in constant time,

@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use super::flow::{FlowId, ReturnPath};
 use super::identity::{IdentityStore, LinkPolicy, resolve_user};
 use super::provider::{BeginLogin, GoogleProvider, LoginStart};
-use crate::{AuthMode, Error, Issued, SecurityEvent, SessionManager};
+use crate::{AuthMode, Error, Issued, SecurityEvent, SessionManager, metrics};
 
 /// A completed sign-in.
 #[derive(Debug)]
@@ -81,9 +81,14 @@ impl GoogleSignIn {
         &self.sessions
     }
 
-    /// Starts a login.
+    /// Starts a login. A failure (for example `too_many_logins`) is counted
+    /// under its code in [`metrics::GOOGLE_LOGIN_FAILURES_TOTAL`].
     pub async fn begin(&self, request: BeginLogin) -> Result<LoginStart, Error> {
-        self.provider.begin(request).await
+        let started = self.provider.begin(request).await;
+        if let Err(e) = &started {
+            metrics::google_failure(failure_code(e));
+        }
+        started
     }
 
     /// Records a refused callback (and ends its flow, when there is one).
@@ -97,10 +102,38 @@ impl GoogleSignIn {
         error
     }
 
+    /// Records a callback on which the provider reported an error (the
+    /// user declined, or another `error=`). The pending flow ends only when
+    /// the callback's `state` is the flow's own, so a forged cross-site
+    /// request can not cancel a login in progress. Returns whether the flow
+    /// was ended.
+    pub async fn provider_reported_error(
+        &self,
+        flow_id: Option<&FlowId>,
+        state: Option<&str>,
+        error: &Error,
+    ) -> bool {
+        let ended = match flow_id {
+            Some(id) => match self.provider.abandon_if_state_matches(id, state).await {
+                Ok(ended) => ended,
+                Err(e) => {
+                    tracing::warn!(error = %e, "pending sign-in could not be checked");
+                    false
+                }
+            },
+            None => false,
+        };
+        self.failed(error);
+        ended
+    }
+
     fn failed(&self, error: &Error) {
+        let reason = failure_code(error);
+        metrics::login(AuthMode::Google, metrics::LoginOutcome::Failure);
+        metrics::google_failure(reason);
         self.sessions.events().emit(&SecurityEvent::LoginFailed {
             mode: AuthMode::Google,
-            reason: failure_code(error),
+            reason,
         });
     }
 
@@ -138,6 +171,7 @@ impl GoogleSignIn {
                     .await;
                 if let Err(e) = kept {
                     // The next login asks for consent again, which yields a new one.
+                    metrics::provider_token_write(metrics::ProviderTokenWrite::Failed);
                     tracing::warn!(error = %e, "provider refresh token could not be kept");
                 }
             }
@@ -153,10 +187,12 @@ impl GoogleSignIn {
         };
         tracing::Span::current().record("user", tracing::field::display(&user.id));
 
+        // The session manager counts this login's outcome itself.
         let issued = self
             .sessions
             .login(user, AuthMode::Google, login.remember_me)
-            .await?;
+            .await
+            .inspect_err(|e| metrics::google_failure(failure_code(e)))?;
         Ok(SignedIn {
             issued,
             return_to: login.return_to,

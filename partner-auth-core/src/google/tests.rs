@@ -1069,23 +1069,80 @@ fn check_settings_reports_each_problem() {
 
 #[test]
 fn google_errors_carry_fixed_texts() {
-    let all = [
+    // An exhaustive match: a new variant fails to compile until it is listed below.
+    fn listed(e: &GoogleError) {
+        match e {
+            GoogleError::Config(_)
+            | GoogleError::Discovery(_)
+            | GoogleError::Unreachable { .. }
+            | GoogleError::AccessDenied
+            | GoogleError::ProviderError
+            | GoogleError::InvalidCallback(_)
+            | GoogleError::FlowNotFound
+            | GoogleError::StateMismatch
+            | GoogleError::TooManyFlows
+            | GoogleError::CodeRejected
+            | GoogleError::TokenEndpoint(_)
+            | GoogleError::ProviderTokenRejected
+            | GoogleError::IdTokenMissing
+            | GoogleError::IdToken(_)
+            | GoogleError::KeysUnavailable
+            | GoogleError::EmailNotVerified
+            | GoogleError::NoMatchingUser
+            | GoogleError::IdentityConflict
+            | GoogleError::LinkedUserMissing => {}
+        }
+    }
+    let transport = reqwest::Client::new()
+        .get("http://[::1")
+        .build()
+        .expect_err("an unparsable URL");
+    let all = vec![
+        GoogleError::Config("client id is missing"),
+        GoogleError::Discovery("document is not valid"),
+        GoogleError::Unreachable {
+            what: "token endpoint",
+            source: transport,
+        },
+        GoogleError::AccessDenied,
+        GoogleError::ProviderError,
+        GoogleError::InvalidCallback("state missing"),
+        GoogleError::FlowNotFound,
         GoogleError::StateMismatch,
+        GoogleError::TooManyFlows,
         GoogleError::CodeRejected,
         GoogleError::TokenEndpoint("unreadable response"),
+        GoogleError::ProviderTokenRejected,
+        GoogleError::IdTokenMissing,
         GoogleError::IdToken(IdTokenRejection::Nonce),
-        GoogleError::FlowNotFound,
+        GoogleError::KeysUnavailable,
+        GoogleError::EmailNotVerified,
+        GoogleError::NoMatchingUser,
+        GoogleError::IdentityConflict,
+        GoogleError::LinkedUserMissing,
     ];
-    for e in &all {
-        let core: crate::Error = GoogleError::StateMismatch.into();
-        assert!(matches!(core, crate::Error::Google(_)));
-        assert!(!e.to_string().is_empty());
+    let mut seen = std::collections::HashSet::new();
+    for e in all {
+        listed(&e);
+        seen.insert(std::mem::discriminant(&e));
+        let code = e.code();
+        let text = e.to_string();
+        assert!(!text.is_empty());
         assert!(
-            e.code()
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b == b'_')
+            code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+            "{code}"
         );
+
+        let core: crate::Error = e.into();
+
+        let crate::Error::Google(back) = &core else {
+            panic!("{code} did not convert to Error::Google");
+        };
+        assert_eq!(back.code(), code);
+        assert_eq!(failure_code(&core), code);
+        assert!(core.to_string().contains(&text), "{code}: {core}");
     }
+    assert_eq!(seen.len(), 19, "every variant once");
 }
 
 // ---- parsers of untrusted input never panic ----

@@ -106,6 +106,21 @@ pub trait Vault: Send + Sync + 'static {
         subject: &str,
         token: SecretString,
     ) -> Result<(), Error>;
+
+    /// The provider refresh token held for `user` under this issuer and
+    /// subject, to send in a refresh grant; `None` when none is held. The
+    /// default refuses: a vault that only stores can not hand tokens out.
+    async fn provider_refresh_token(
+        &self,
+        user: &User,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<SecretString>, Error> {
+        let _ = (user, issuer, subject);
+        Err(Error::Config(
+            "this vault does not hand out provider refresh tokens".into(),
+        ))
+    }
 }
 
 /// A [`Vault`] in process memory; tokens stay in [`SecretString`]s.
@@ -148,5 +163,14 @@ impl Vault for MemoryVault {
             .unwrap_or_else(|e| e.into_inner())
             .insert((issuer.to_owned(), subject.to_owned()), token);
         Ok(())
+    }
+
+    async fn provider_refresh_token(
+        &self,
+        _user: &User,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<SecretString>, Error> {
+        Ok(self.provider_token(issuer, subject))
     }
 }

@@ -25,6 +25,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::mpsc;
 
 use super::{Vault, VaultEvent, VaultEventSink};
+use crate::metrics::{self, ProviderTokenWrite};
 use crate::{Error, User};
 
 /// Retry settings.
@@ -183,6 +184,11 @@ impl ResilientVault {
                     }
                 };
                 lock(&slots).leave(&key, true);
+                metrics::provider_token_write(match outcome {
+                    Retried::Stored => ProviderTokenWrite::StoredAfterRetry,
+                    Retried::Superseded => ProviderTokenWrite::Superseded,
+                    Retried::Exhausted => ProviderTokenWrite::Dropped,
+                });
                 let (partner, user) = (item.user.partner.clone(), item.user.id.clone());
                 let event = match outcome {
                     Retried::Stored => VaultEvent::ProviderTokenStored {
@@ -271,12 +277,16 @@ impl Vault for ResilientVault {
             slot.queued += 1;
         }
         let event = match self.tx.try_send(pending) {
-            Ok(()) => VaultEvent::ProviderTokenDeferred {
-                partner: user.partner.clone(),
-                user: user.id.clone(),
-            },
+            Ok(()) => {
+                metrics::provider_token_write(ProviderTokenWrite::Deferred);
+                VaultEvent::ProviderTokenDeferred {
+                    partner: user.partner.clone(),
+                    user: user.id.clone(),
+                }
+            }
             Err(_) => {
                 lock(&self.slots).leave(&key, true);
+                metrics::provider_token_write(ProviderTokenWrite::Dropped);
                 VaultEvent::ProviderTokenDropped {
                     partner: user.partner.clone(),
                     user: user.id.clone(),
@@ -286,5 +296,16 @@ impl Vault for ResilientVault {
         };
         self.events.emit(&event);
         Ok(())
+    }
+
+    async fn provider_refresh_token(
+        &self,
+        user: &User,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<SecretString>, Error> {
+        self.inner
+            .provider_refresh_token(user, issuer, subject)
+            .await
     }
 }

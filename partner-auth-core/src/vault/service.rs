@@ -448,4 +448,26 @@ impl Vault for CredentialService {
                 .map(|_| ()),
         }
     }
+
+    async fn provider_refresh_token(
+        &self,
+        user: &User,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<SecretString>, Error> {
+        let reference = Self::provider_reference(issuer, subject);
+        let Some(record) = self
+            .store
+            .find_by_reference(&user.partner, CredentialKind::OauthRefreshToken, &reference)
+            .await?
+        else {
+            return Ok(None);
+        };
+        // The reveal is audited like any other, on the user's behalf.
+        let ctx = AuditContext::user(user.partner.clone(), user.id.clone(), Channel::Api);
+        let secret = self.reveal(&ctx, record.id).await?;
+        let text = std::str::from_utf8(secret.expose_secret())
+            .map_err(|_| VaultError::Malformed("provider refresh token is not UTF-8"))?;
+        Ok(Some(SecretString::from(text.to_owned())))
+    }
 }

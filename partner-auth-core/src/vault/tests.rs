@@ -668,6 +668,49 @@ async fn sealed_vault_keeps_provider_tokens_for_the_login() {
     assert_eq!(shown.expose_secret(), b"1//second-refresh");
 }
 
+#[tokio::test]
+async fn sealed_vault_hands_back_the_provider_token_audited() {
+    let w = world().await;
+    let nikhil = w.directory.find_user("nikhil").unwrap().clone();
+    let mukesh = w.directory.find_user("mukesh").unwrap().clone();
+    let vault: &dyn Vault = w.stack.credentials.as_ref();
+    let issuer = "https://accounts.google.com";
+    vault
+        .keep_provider_token(&nikhil, issuer, "sub-1", SecretString::from("1//held"))
+        .await
+        .unwrap();
+
+    let held = vault
+        .provider_refresh_token(&nikhil, issuer, "sub-1")
+        .await
+        .unwrap();
+    let other_subject = vault
+        .provider_refresh_token(&nikhil, issuer, "sub-2")
+        .await
+        .unwrap();
+    let other_partner = vault
+        .provider_refresh_token(&mukesh, issuer, "sub-1")
+        .await
+        .unwrap();
+
+    assert_eq!(held.unwrap().expose_secret(), "1//held");
+    assert!(other_subject.is_none());
+    assert!(
+        other_partner.is_none(),
+        "another partner's token was handed out"
+    );
+    let reveals = w
+        .stores
+        .audit
+        .scan(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "credential.reveal")
+        .count();
+    assert_eq!(reveals, 1);
+}
+
 struct BrokenVault {
     fail_first: std::sync::atomic::AtomicU32,
     inner: MemoryVault,

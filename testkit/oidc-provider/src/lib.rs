@@ -8,8 +8,11 @@
 //! `prompt=consent` and `access_type=offline`, as Google does.
 //!
 //! Control endpoints let tests steer it: rotate keys, make the JWKS fail,
-//! count fetches, pick the next user or a denial, and change the next ID
-//! token's claims. It binds to loopback only. It is a test tool: it has no
+//! count fetches, pick the next user or a denial, change the next ID
+//! token's claims, and make the next refresh grant return a new refresh
+//! token. `/control/stats` reports counts and what the token endpoint last
+//! saw (redirect URI, PKCE verifier, presented refresh token) and the last
+//! ID token it signed. It binds to loopback only. It is a test tool: it has no
 //! users of its own beyond what it is told, and no security worth the name.
 
 use std::collections::HashMap;
@@ -160,6 +163,9 @@ struct Stats {
     last_authorize: Vec<(String, String)>,
     last_token_redirect_uri: Option<String>,
     last_token_code_verifier: Option<String>,
+    refresh_grants: u64,
+    last_refresh_token_presented: Option<String>,
+    last_id_token: Option<String>,
 }
 
 struct Inner {
@@ -169,6 +175,7 @@ struct Inner {
     keys: Mutex<Vec<SigningKey>>,
     jwks_fail: AtomicBool,
     jwks_max_age: AtomicU64,
+    rotate_next_refresh: AtomicBool,
     codes: Mutex<HashMap<String, Grant>>,
     subjects: Mutex<HashMap<String, String>>,
     refresh_tokens: Mutex<HashMap<String, (String, String)>>,
@@ -194,6 +201,7 @@ pub fn router(config: Config, base: &str) -> Router {
         config,
         keys: Mutex::new(vec![SigningKey::generate()]),
         jwks_fail: AtomicBool::new(false),
+        rotate_next_refresh: AtomicBool::new(false),
         codes: Mutex::new(HashMap::new()),
         subjects: Mutex::new(HashMap::new()),
         refresh_tokens: Mutex::new(HashMap::new()),
@@ -211,6 +219,7 @@ pub fn router(config: Config, base: &str) -> Router {
         .route("/control/next-token", post(control_next_token))
         .route("/control/next-user", post(control_next_user))
         .route("/control/stats", get(control_stats))
+        .route("/control/next-refresh", post(control_next_refresh))
         .with_state(inner)
 }
 
@@ -450,18 +459,31 @@ async fn token(State(p): State<Shared>, headers: HeaderMap, body: Bytes) -> Resp
 }
 
 fn refresh_grant(p: &Inner, form: &[(String, String)]) -> Response {
-    let known = single(form, "refresh_token").and_then(|t| lock(&p.refresh_tokens).get(t).cloned());
+    let presented = single(form, "refresh_token");
+    {
+        let mut stats = lock(&p.stats);
+        stats.refresh_grants += 1;
+        stats.last_refresh_token_presented = presented.map(str::to_owned);
+    }
+    let known = presented.and_then(|t| lock(&p.refresh_tokens).get(t).cloned());
     let Some((subject, email)) = known else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
     };
-    // Like Google: a refresh grant never returns a new refresh token.
-    axum::Json(json!({
+    // Like Google: a refresh grant returns no new refresh token, unless a
+    // test asked for a rotation with `/control/next-refresh`.
+    let mut body = json!({
         "access_token": random(),
         "token_type": "Bearer",
         "expires_in": 3600,
         "id_token": id_token(p, &subject, &email, None),
-    }))
-    .into_response()
+    });
+    if p.rotate_next_refresh.swap(false, Ordering::SeqCst) {
+        let refresh = format!("1//{}", random());
+        lock(&p.refresh_tokens).insert(refresh.clone(), (subject, email));
+        lock(&p.stats).refresh_tokens_issued += 1;
+        body["refresh_token"] = Value::String(refresh);
+    }
+    axum::Json(body).into_response()
 }
 
 fn id_token(p: &Inner, subject: &str, email: &str, nonce: Option<&str>) -> String {
@@ -495,7 +517,10 @@ fn id_token(p: &Inner, subject: &str, email: &str, nonce: Option<&str>) -> Strin
     if next.omit_kid {
         header = json!({"alg": "RS256", "typ": "JWT"});
     }
-    key.sign(&header, &claims)
+    let token = key.sign(&header, &claims);
+    // Kept so that tests can look for it where it must never appear (logs).
+    lock(&p.stats).last_id_token = Some(token.clone());
+    token
 }
 
 #[derive(Deserialize, Default)]
@@ -569,6 +594,20 @@ async fn control_next_user(State(p): State<Shared>, body: Bytes) -> Response {
         email: req.email,
         deny: req.deny,
     };
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct NextRefreshControl {
+    rotate: bool,
+}
+
+async fn control_next_refresh(State(p): State<Shared>, body: Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<NextRefreshControl>(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    p.rotate_next_refresh.store(req.rotate, Ordering::SeqCst);
     StatusCode::NO_CONTENT.into_response()
 }
 
