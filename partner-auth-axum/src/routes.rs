@@ -42,13 +42,26 @@ struct MockLoginRequest {
     delivery: Delivery,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Body of refresh and logout. Redacted in `Debug`: it holds a refresh token.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RefreshRequest {
     #[serde(default)]
     refresh_token: Option<String>,
     #[serde(default)]
     delivery: Delivery,
+}
+
+impl std::fmt::Debug for RefreshRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshRequest")
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("delivery", &self.delivery)
+            .finish()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -344,5 +357,21 @@ async fn healthz(State(state): State<AuthState>) -> Response {
             )
                 .into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_request_debug_hides_the_token() {
+        let req: RefreshRequest = serde_json::from_str(
+            r#"{"refresh_token": "pa_rt_AAAAbbbbCCCCddddEEEEffffGGGGhhhhIIIIjjjjKKK", "delivery": "body"}"#,
+        )
+        .unwrap();
+        let shown = format!("{req:?}");
+        assert!(!shown.contains("AAAAbbbb"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
     }
 }

@@ -68,8 +68,8 @@ pub struct AccessClaims {
     pub jti: String,
 }
 
-/// A freshly issued access token.
-#[derive(Debug, Clone)]
+/// A freshly issued access token. The JWT is redacted in `Debug`.
+#[derive(Clone)]
 pub struct AccessToken {
     /// The compact JWT. Not secret-wrapped: it is short-lived and meant to be
     /// sent, but it is still never logged.
@@ -78,6 +78,17 @@ pub struct AccessToken {
     pub expires_in: u64,
     /// Its claims.
     pub claims: AccessClaims,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The JWT is a bearer credential: whoever reads a log line could use it.
+        f.debug_struct("AccessToken")
+            .field("token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .field("claims", &self.claims)
+            .finish()
+    }
 }
 
 /// Settings of a [`TokenIssuer`].
