@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{FromRef, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -37,7 +37,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::ApiError;
 use crate::body::JsonBody;
-use crate::extract::{Caller, CredentialSource};
+use crate::extract::{Caller, CredentialSource, PathParam};
 
 /// What the vault routes need.
 #[derive(Clone)]
@@ -195,7 +195,7 @@ struct RotateBody {
 async fn rotate(
     State(state): State<VaultState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     JsonBody(body): JsonBody<RotateBody>,
 ) -> Result<Response, ApiError> {
     guard(
@@ -219,7 +219,7 @@ async fn rotate(
 async fn reveal(
     State(state): State<VaultState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Response, ApiError> {
     guard(
         &state,
@@ -250,7 +250,7 @@ async fn reveal(
 async fn revoke(
     State(state): State<VaultState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Response, ApiError> {
     guard(
         &state,

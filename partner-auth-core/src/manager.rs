@@ -256,6 +256,40 @@ impl SessionManager {
         })
     }
 
+    /// Records a login refused before [`login`](Self::login) was reached, such
+    /// as a name the directory does not know, as a
+    /// [`SecurityEvent::LoginFailed`] like every other refused login.
+    pub fn login_failed(&self, mode: AuthMode, reason: &'static str) {
+        self.events
+            .emit(&SecurityEvent::LoginFailed { mode, reason });
+    }
+
+    /// Ends the earlier session whose refresh token a client still carried
+    /// when it signed in again (session fixation: an id planted in the browser
+    /// before a login is worthless after it). An unknown token, a session
+    /// already ended, or `current` itself is left alone; `Ok(true)` when a
+    /// session was revoked, with [`RevokeReason::Replaced`].
+    pub async fn end_replaced(
+        &self,
+        earlier: &RefreshToken,
+        current: SessionId,
+    ) -> Result<bool, Error> {
+        let Some(record) = self.store.find_refresh(&earlier.digest()).await? else {
+            return Ok(false);
+        };
+        if record.session_id == current {
+            return Ok(false);
+        }
+        let Some(session) = self.store.get(record.session_id).await? else {
+            return Ok(false);
+        };
+        if session.revoked_at.is_some() {
+            return Ok(false);
+        }
+        self.end(&session, RevokeReason::Replaced, None).await?;
+        Ok(true)
+    }
+
     /// Exchanges a refresh token for a new access token and refresh token.
     ///
     /// The current token rotates (compare-and-swap in the store). The token
