@@ -17,6 +17,11 @@ use crate::{
 /// Longest grace window for racing refreshes.
 pub const MAX_GRACE: Duration = Duration::seconds(60);
 
+/// Longest absolute session lifetime or idle timeout a manager accepts: one
+/// year. Anything longer is a configuration mistake (and far enough out, it
+/// would overflow the date arithmetic of a login).
+pub const MAX_SESSION_LIFETIME: Duration = Duration::days(366);
+
 /// Lifetimes and windows of a [`SessionManager`].
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -129,7 +134,9 @@ impl std::fmt::Debug for SessionManager {
 }
 
 impl SessionManager {
-    /// A manager; refuses a grace window outside 0 to 60 s.
+    /// A manager; refuses a grace window outside 0 to 60 s, and lifetimes or
+    /// an idle timeout that are not positive or exceed
+    /// [`MAX_SESSION_LIFETIME`].
     pub fn new(
         store: Arc<dyn SessionStore>,
         issuer: Arc<TokenIssuer>,
@@ -142,6 +149,17 @@ impl SessionManager {
             return Err(Error::Config(
                 "grace window must be between 0 and 60 s".into(),
             ));
+        }
+        for (name, value) in [
+            ("session lifetime", config.session_lifetime),
+            ("remember-me lifetime", config.remember_me_lifetime),
+            ("idle timeout", config.idle_timeout),
+        ] {
+            if !value.is_positive() || value > MAX_SESSION_LIFETIME {
+                return Err(Error::Config(format!(
+                    "{name} must be positive and at most 366 days"
+                )));
+            }
         }
         Ok(Self {
             store,
@@ -222,7 +240,11 @@ impl SessionManager {
             remember_me,
             created_at: now,
             last_seen_at: now,
-            expires_at: now + lifetime,
+            // The constructor bounds the lifetime; checked all the same, so
+            // no setting can turn a login into a panic.
+            expires_at: now
+                .checked_add(lifetime)
+                .ok_or_else(|| Error::Config("session lifetime out of range".into()))?,
             refresh_generation: 0,
             rotated_at: now,
             revoked_at: None,

@@ -28,6 +28,10 @@ const MAX_HEADER_SEGMENT: usize = 1024;
 /// Largest leeway allowed for clock skew.
 pub const MAX_LEEWAY: Duration = Duration::seconds(60);
 
+/// Longest access-token lifetime an issuer accepts: one day. Access tokens
+/// are meant to be short-lived; a session outlives them through refresh.
+pub const MAX_ACCESS_TTL: Duration = Duration::days(1);
+
 /// The JWT `typ` of our access tokens (RFC 9068).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 
@@ -147,16 +151,16 @@ impl std::fmt::Debug for TokenIssuer {
 
 impl TokenIssuer {
     /// An issuer over `ring`. Refuses a leeway above [`MAX_LEEWAY`] or a
-    /// non-positive lifetime.
+    /// lifetime that is not positive or exceeds [`MAX_ACCESS_TTL`].
     pub fn new(ring: KeyRing, config: TokenConfig, clock: Arc<dyn Clock>) -> Result<Self, Error> {
         if config.leeway > MAX_LEEWAY || config.leeway.is_negative() {
             return Err(Error::Config(
                 "token leeway must be between 0 and 60 s".into(),
             ));
         }
-        if !config.ttl.is_positive() {
+        if !config.ttl.is_positive() || config.ttl > MAX_ACCESS_TTL {
             return Err(Error::Config(
-                "access-token lifetime must be positive".into(),
+                "access-token lifetime must be between 1 s and 1 day".into(),
             ));
         }
         Ok(Self {

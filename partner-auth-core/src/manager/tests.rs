@@ -516,3 +516,55 @@ async fn login_failed_raises_the_event() {
         }]
     );
 }
+
+#[test]
+fn absurd_lifetimes_are_refused_by_the_constructor() {
+    let make = |config: SessionConfig| {
+        let clock = ManualClock::new(OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap());
+        let issuer = TokenIssuer::new(
+            KeyRing::generate().unwrap(),
+            TokenConfig::default(),
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
+        SessionManager::new(
+            Arc::new(MemorySessionStore::new()),
+            Arc::new(issuer),
+            Arc::new(Directory::launch().unwrap()),
+            Arc::new(clock),
+            Arc::new(RecordedEvents::default()),
+            config,
+        )
+    };
+    let huge = Duration::hours(i64::from(u32::MAX));
+    for config in [
+        SessionConfig {
+            session_lifetime: huge,
+            ..SessionConfig::default()
+        },
+        SessionConfig {
+            remember_me_lifetime: Duration::days(367),
+            ..SessionConfig::default()
+        },
+        SessionConfig {
+            idle_timeout: Duration::ZERO,
+            ..SessionConfig::default()
+        },
+        SessionConfig {
+            session_lifetime: Duration::seconds(-1),
+            ..SessionConfig::default()
+        },
+    ] {
+        assert!(
+            matches!(make(config.clone()), Err(Error::Config(_))),
+            "{config:?} accepted"
+        );
+    }
+    assert!(
+        make(SessionConfig {
+            session_lifetime: MAX_SESSION_LIFETIME,
+            ..SessionConfig::default()
+        })
+        .is_ok()
+    );
+}

@@ -95,6 +95,30 @@ fn issued_tokens_verify() {
 }
 
 #[test]
+fn absurd_access_token_lifetimes_are_refused() {
+    let clock = Arc::new(ManualClock::new(
+        OffsetDateTime::from_unix_timestamp(START).unwrap(),
+    ));
+    for ttl in [
+        Duration::ZERO,
+        Duration::days(2),
+        Duration::hours(i64::from(u32::MAX)),
+    ] {
+        let config = TokenConfig {
+            ttl,
+            ..TokenConfig::default()
+        };
+        assert!(
+            matches!(
+                TokenIssuer::new(KeyRing::generate().unwrap(), config, clock.clone()),
+                Err(Error::Config(_))
+            ),
+            "{ttl} accepted"
+        );
+    }
+}
+
+#[test]
 fn access_token_debug_hides_the_jwt() {
     let f = fixture();
     let token = f.issuer.issue(&session()).unwrap();
