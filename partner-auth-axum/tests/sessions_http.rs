@@ -380,3 +380,32 @@ async fn a_mock_login_of_an_unknown_user_raises_login_failed() {
         }]
     );
 }
+
+/// The documented limits, to the byte: a header value over 8208 bytes is
+/// `unauthenticated` before any parsing; up to that, a token over 8192 bytes
+/// is an `invalid_token`.
+#[tokio::test]
+async fn bearer_size_limits_match_the_documentation() {
+    let a = start();
+    for (token_len, code) in [
+        (8_192, "invalid_token"),
+        (8_201, "invalid_token"),
+        (8_202, "unauthenticated"),
+        (100_000, "unauthenticated"),
+    ] {
+        let header_value = format!("Bearer {}", "a".repeat(token_len));
+        let reply = a
+            .call(
+                Request::get("/api/session")
+                    .header(header::AUTHORIZATION, header_value)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(
+            (reply.status, reply.error()),
+            (StatusCode::UNAUTHORIZED, code),
+            "token of {token_len} bytes"
+        );
+    }
+}
