@@ -353,7 +353,12 @@ async fn sessions_and_keys_survive_a_restart() {
             let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", file.display());
         }
+        // The server created the data directory, so it made it owner-only;
+        // an existing one keeps its mode (tested separately).
         let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let keys = state.join("signing-keys");
+        let mode = std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
     }
     let data = server.stop();
