@@ -3,8 +3,9 @@
 # test suite (unit, store conformance on SQLite files, HTTP tests against the
 # example server, the Google flow against a local OpenID provider process).
 # It installs nothing globally that a fresh machine of this kind lacks for
-# these steps except cargo-fuzz, which it installs with cargo when missing;
-# every server it needs is started by the tests on 127.0.0.1 and
+# these steps except cargo-fuzz, which it installs with cargo when missing,
+# and curl and jq (the README walk-through test runs them), which it installs
+# with apt-get when missing; every server it needs is started by the tests on 127.0.0.1 and
 # stopped when they end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,19 @@ step() { printf '\n== %s\n' "$*"; }
 if ! command -v cargo >/dev/null; then
   echo "cargo is required (Rust 1.95 stable)" >&2
   exit 1
+fi
+
+# The README's curl walk-through is run as written by a test.
+missing=()
+for tool in curl jq; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+  step "installing ${missing[*]}"
+  sudo_cmd=()
+  if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null; then sudo_cmd=(sudo); fi
+  "${sudo_cmd[@]}" apt-get update -q
+  "${sudo_cmd[@]}" apt-get install -y -q "${missing[@]}"
 fi
 
 # Do not let a proxy setting of the machine redirect loopback traffic.

@@ -2,8 +2,9 @@
 //! them through these helpers, so their attributes never drift apart.
 //!
 //! - `pa_refresh`: the refresh token. HttpOnly, SameSite=Lax, Path=/api,
-//!   Secure when served over https; `Max-Age=86400` with remember-me, and no
-//!   `Max-Age` (a browser-session cookie) without.
+//!   Secure when served over https; with remember-me `Max-Age` is what is
+//!   left of the session's absolute lifetime (86400 at login, less on each
+//!   refresh), and without it there is no `Max-Age` (a browser-session cookie).
 //! - `pa_access`: the access token, for pages that can not set a header.
 //!   HttpOnly, SameSite=Lax, Path=/, Max-Age of the token's lifetime.
 
@@ -16,7 +17,8 @@ use time::Duration;
 pub const REFRESH_COOKIE: &str = "pa_refresh";
 /// Name of the access-token cookie.
 pub const ACCESS_COOKIE: &str = "pa_access";
-/// Max-Age of the refresh cookie with remember-me: 24 hours.
+/// Longest Max-Age of the refresh cookie with remember-me: 24 hours, the
+/// remember-me session's absolute lifetime.
 pub const REMEMBER_ME_MAX_AGE: Duration = Duration::hours(24);
 
 /// How cookies are marked.
@@ -44,7 +46,7 @@ pub fn set_session_cookies(headers: &mut HeaderMap, issued: &Issued, settings: C
         settings.secure,
     );
     if issued.session.remember_me {
-        refresh.set_max_age(REMEMBER_ME_MAX_AGE);
+        refresh.set_max_age(remaining_lifetime(issued));
     }
     let mut access = base(
         ACCESS_COOKIE,
@@ -57,6 +59,14 @@ pub fn set_session_cookies(headers: &mut HeaderMap, issued: &Issued, settings: C
     ));
     append(headers, &refresh);
     append(headers, &access);
+}
+
+/// Whole seconds from the moment `issued` was issued (its access token's
+/// `iat`, read from the injected clock) to the session's absolute end: a
+/// refresh never stretches the cookie past the session it belongs to.
+fn remaining_lifetime(issued: &Issued) -> Duration {
+    let left = issued.session.expires_at.unix_timestamp() - issued.access.claims.iat;
+    Duration::seconds(left.clamp(0, REMEMBER_ME_MAX_AGE.whole_seconds()))
 }
 
 /// Appends `Set-Cookie` headers that remove both cookies (logout).

@@ -3,7 +3,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::{FromRef, FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use partner_auth_core::token::MAX_TOKEN_LEN;
@@ -163,6 +163,32 @@ where
         tracing::Span::current().record("session", tracing::field::display(principal.session.id));
 
         Ok(Self { principal, source })
+    }
+}
+
+/// One path parameter (`/api/sessions/{id}`) as text. Unlike axum's `Path`,
+/// whose rejections are plain text, a parameter that can not be decoded (a
+/// percent escape that is not UTF-8, say) is a JSON 400 `invalid_path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathParam(pub String);
+
+impl<S> FromRequestParts<S> for PathParam
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(rejection) => {
+                tracing::debug!(%rejection, "path parameter refused");
+                Err(ApiError::bad_request(
+                    "invalid_path",
+                    "a path parameter could not be decoded",
+                ))
+            }
+        }
     }
 }
 

@@ -340,6 +340,12 @@ async fn callback(
         Err(e) => return refused(e, secure),
     };
 
+    crate::routes::end_earlier_session(
+        state.sign_in.sessions(),
+        &headers,
+        signed_in.issued.session.id,
+    )
+    .await;
     let mut response = redirect(StatusCode::SEE_OTHER, signed_in.return_to.as_str());
     let headers = response.headers_mut();
     set_session_cookies(headers, &signed_in.issued, state.cookies);

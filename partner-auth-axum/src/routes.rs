@@ -1,21 +1,21 @@
 //! The session routes: mock login, refresh, logout, the caller's session
 //! and sessions, administration of other users' sessions, JWKS and health.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use partner_auth_core::{
-    AuthMode, Entitlement, Error, LoginProof, PartnerId, RefreshToken, Role, SessionId, UserId,
-    metrics,
+    AuthMode, Entitlement, Error, LoginProof, PartnerId, RefreshToken, Role, SessionId,
+    SessionManager, UserId, metrics,
 };
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::body::{JsonBody, OptionalJson};
 use crate::cookies::{REFRESH_COOKIE, clear_session_cookies, read_cookie, set_session_cookies};
-use crate::extract::{Caller, bearer_token};
+use crate::extract::{Caller, PathParam, bearer_token};
 use crate::views::{issued_json, session_json};
 use crate::{ApiError, AuthState};
 
@@ -43,13 +43,26 @@ struct MockLoginRequest {
     delivery: Delivery,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Body of refresh and logout. Redacted in `Debug`: it holds a refresh token.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RefreshRequest {
     #[serde(default)]
     refresh_token: Option<String>,
     #[serde(default)]
     delivery: Delivery,
+}
+
+impl std::fmt::Debug for RefreshRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshRequest")
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("delivery", &self.delivery)
+            .finish()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,6 +115,7 @@ fn login_response(
 
 async fn mock_login(
     State(state): State<AuthState>,
+    headers: HeaderMap,
     JsonBody(req): JsonBody<MockLoginRequest>,
 ) -> Result<Response, ApiError> {
     let Some(mock) = &state.mock else {
@@ -114,35 +128,49 @@ async fn mock_login(
         ));
     }
 
-    // Failures before the session manager are counted here; it counts the rest.
-    let refused = |e: ApiError| {
-        metrics::login(AuthMode::Mock, metrics::LoginOutcome::Failure);
-        e
+    let unknown = |state: &AuthState| {
+        state.sessions.login_failed(AuthMode::Mock, "unknown_user");
+        ApiError::new(StatusCode::UNAUTHORIZED, "unknown_user", "no such user")
     };
-    let identity = mock
-        .authenticate(LoginProof::Mock { user: req.user })
-        .await
-        .map_err(|e| match e {
-            Error::UnknownUser => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "unknown_user", "no such user")
-            }
-            other => other.into(),
-        })
-        .map_err(refused)?;
+    let identity = match mock.authenticate(LoginProof::Mock { user: req.user }).await {
+        Ok(identity) => identity,
+        Err(Error::UnknownUser) => return Err(unknown(&state)),
+        Err(other) => {
+            metrics::login(AuthMode::Mock, metrics::LoginOutcome::Failure);
+            return Err(other.into());
+        }
+    };
     let directory = state.sessions.directory();
-    let user = directory.find_user(&identity.subject).ok_or_else(|| {
-        refused(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unknown_user",
-            "no such user",
-        ))
-    })?;
+    let Some(user) = directory.find_user(&identity.subject) else {
+        return Err(unknown(&state));
+    };
 
     let issued = state
         .sessions
         .login(user, identity.mode, req.remember_me)
         .await?;
+    end_earlier_session(&state.sessions, &headers, issued.session.id).await;
     Ok(login_response(&state, &issued, req.delivery))
+}
+
+/// After a successful login, revokes the session whose refresh cookie the
+/// request still carried (reason `replaced`), so that a session id planted
+/// in the browser before the login is worthless after it. The new session
+/// stands either way; a store failure here is logged.
+pub(crate) async fn end_earlier_session(
+    sessions: &SessionManager,
+    headers: &HeaderMap,
+    current: SessionId,
+) {
+    let Some(earlier) = read_cookie(headers, REFRESH_COOKIE).and_then(|t| RefreshToken::parse(&t))
+    else {
+        return;
+    };
+    match sessions.end_replaced(&earlier, current).await {
+        Ok(true) => tracing::info!("earlier session in this browser replaced by the login"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "earlier session could not be revoked"),
+    }
 }
 
 /// The refresh token of a request: from the body when it carries one,
@@ -261,7 +289,7 @@ fn parse_session_id(text: &str) -> Result<SessionId, ApiError> {
 async fn revoke_own_session(
     State(state): State<AuthState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = parse_session_id(&id)?;
     state
@@ -301,7 +329,7 @@ async fn admin_sessions(
 async fn admin_revoke_session(
     State(state): State<AuthState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require_entitlement(Entitlement::ManageSessions)?;
     let id = parse_session_id(&id)?;
@@ -320,7 +348,7 @@ async fn admin_revoke_session(
 async fn admin_revoke_user(
     State(state): State<AuthState>,
     caller: Caller,
-    Path(user): Path<String>,
+    PathParam(user): PathParam,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if !caller.has_role(Role::Admin) && !caller.is_super_admin() {
         return Err(ApiError::forbidden("missing role admin"));
@@ -355,5 +383,21 @@ async fn healthz(State(state): State<AuthState>) -> Response {
             )
                 .into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_request_debug_hides_the_token() {
+        let req: RefreshRequest = serde_json::from_str(
+            r#"{"refresh_token": "pa_rt_AAAAbbbbCCCCddddEEEEffffGGGGhhhhIIIIjjjjKKK", "delivery": "body"}"#,
+        )
+        .unwrap();
+        let shown = format!("{req:?}");
+        assert!(!shown.contains("AAAAbbbb"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
     }
 }

@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, FromRef, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRef, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -40,7 +40,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::ApiError;
 use crate::body::{JsonBody, MAX_CREDENTIAL_BODY_BYTES};
-use crate::extract::{Caller, CredentialSource};
+use crate::extract::{Caller, CredentialSource, PathParam};
 
 /// What the vault routes need.
 #[derive(Clone)]
@@ -219,7 +219,7 @@ struct RotateBody {
 async fn rotate(
     State(state): State<VaultState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     JsonBody(body): JsonBody<RotateBody>,
 ) -> Result<Response, ApiError> {
     guard(
@@ -243,7 +243,7 @@ async fn rotate(
 async fn reveal(
     State(state): State<VaultState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Response, ApiError> {
     guard(
         &state,
@@ -281,7 +281,7 @@ async fn reveal(
 async fn revoke(
     State(state): State<VaultState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Response, ApiError> {
     guard(
         &state,

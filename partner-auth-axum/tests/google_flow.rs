@@ -1118,3 +1118,32 @@ impl std::io::Write for LogWriter {
         Ok(())
     }
 }
+
+/// Session fixation (cases/sessions.md S2) on the Google callback: a browser
+/// that signs in again while holding the refresh cookie of an earlier session
+/// ends that session; only the new one is live.
+#[tokio::test]
+async fn google_login_replaces_the_session_of_the_refresh_cookie_it_carried() {
+    let h = Harness::start().await;
+    let b = browser();
+    let first = h.login(&b, "").await;
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    let second = h.login(&b, "").await;
+    assert_eq!(second.status(), StatusCode::SEE_OTHER);
+
+    let sessions = h
+        .sessions
+        .store()
+        .list(&SessionFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 2);
+    let reasons: Vec<_> = sessions.iter().map(|s| s.revoke_reason).collect();
+    assert!(
+        reasons.contains(&Some(partner_auth_core::RevokeReason::Replaced))
+            && reasons.contains(&None),
+        "{reasons:?}"
+    );
+    // The newest session is the live one.
+    assert_eq!(sessions[0].revoke_reason, None);
+}

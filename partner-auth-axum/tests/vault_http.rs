@@ -255,6 +255,26 @@ async fn credential_lifecycle_over_http() {
 }
 
 #[tokio::test]
+async fn undecodable_credential_ids_are_json_400s() {
+    let app = app().await;
+    let nikhil = app.token("nikhil").await;
+    for (method, uri, body) in [
+        (
+            "POST",
+            "/api/credentials/%FF/rotate",
+            Some(json!({"secret": "s3cret-value"})),
+        ),
+        ("POST", "/api/credentials/%FF%FE/reveal", None),
+        ("DELETE", "/api/credentials/%C3%28", None),
+    ] {
+        let (status, body, headers) = app.call(Some(&nikhil), method, uri, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {uri}: {body}");
+        assert_eq!(body["error"], "invalid_path", "{method} {uri}");
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    }
+}
+
+#[tokio::test]
 async fn cross_partner_request_is_404_and_leaks_nothing() {
     let app = app().await;
     let nikhil = app.token("nikhil").await;

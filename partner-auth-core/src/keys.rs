@@ -239,7 +239,7 @@ impl KeyRing {
             let path = path.to_path_buf();
             move |source| Error::KeyFile { path, source }
         };
-        create_private_dir(dir).map_err(io(dir))?;
+        create_owner_only_dir(dir).map_err(io(dir))?;
 
         let mut keys = Vec::new();
         for entry in fs::read_dir(dir).map_err(io(dir))? {
@@ -284,14 +284,88 @@ impl KeyRing {
     }
 }
 
-/// Creates `dir` (and parents) readable by the owner only.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+/// What [`create_private_dir`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirAccess {
+    /// The directory did not exist and was created with mode 0700.
+    Created,
+    /// It existed and only its owner may read it.
+    OwnerOnly,
+    /// It existed and group or others may read (list) it; the files this
+    /// library writes inside are owner-only all the same.
+    ReadableByOthers,
+}
+
+/// Creates `dir` (and missing parents) with mode 0700 when it does not exist.
+///
+/// An existing directory keeps its mode: it may be a shared one such as the
+/// working directory or `$HOME`, which is not ours to change. One that group
+/// or others may write to is refused (`PermissionDenied`), since they could
+/// replace the database or the keys inside; one they may only read is
+/// reported as [`DirAccess::ReadableByOthers`] for the caller to warn about.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<DirAccess> {
+    match fs::metadata(dir) {
+        Ok(meta) => {
+            if !meta.is_dir() {
+                return Err(std::io::Error::other(format!(
+                    "{} exists and is not a directory",
+                    dir.display()
+                )));
+            }
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o022 != 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        format!(
+                            "{} is writable by group or others (mode {mode:03o}); \
+                             run `chmod go-w` on it or choose another directory",
+                            dir.display()
+                        ),
+                    ));
+                }
+                if mode & 0o044 != 0 {
+                    return Ok(DirAccess::ReadableByOthers);
+                }
+            }
+            Ok(DirAccess::OwnerOnly)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut builder = fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                builder.mode(0o700);
+            }
+            builder.create(dir)?;
+            // The umask may have taken bits away from 0700, never added any;
+            // set it exactly, on a directory that is ours since a moment ago.
+            set_owner_only(dir)?;
+            Ok(DirAccess::Created)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates `dir` if needed and makes it owner-only (0700), whatever its mode
+/// was: for directories that belong to this library alone, like the signing
+/// keys.
+fn create_owner_only_dir(dir: &Path) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
+    set_owner_only(dir)
+}
+
+fn set_owner_only(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
     }
+    #[cfg(not(unix))]
+    let _ = dir;
     Ok(())
 }
 
@@ -369,6 +443,48 @@ mod tests {
         let key = SigningKey::generate_es256().unwrap();
         let shown = format!("{key:?}");
         assert!(!shown.contains("pkcs8") && !shown.contains("PRIVATE"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_existing_directory_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let root = std::env::temp_dir().join(format!("pa-dir-{}", uuid::Uuid::new_v4()));
+
+        let fresh = root.join("a").join("b");
+        assert_eq!(create_private_dir(&fresh).unwrap(), DirAccess::Created);
+        assert_eq!(mode(&fresh), 0o700);
+
+        let shared = root.join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            create_private_dir(&shared).unwrap(),
+            DirAccess::ReadableByOthers
+        );
+        assert_eq!(mode(&shared), 0o755, "an existing directory was chmodded");
+
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(create_private_dir(&shared).unwrap(), DirAccess::OwnerOnly);
+
+        for writable in [0o770, 0o707, 0o777] {
+            fs::set_permissions(&shared, fs::Permissions::from_mode(writable)).unwrap();
+            let err = create_private_dir(&shared).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+            assert!(err.to_string().contains("writable by group or others"));
+            assert_eq!(mode(&shared), writable);
+        }
+
+        // The signing-key directory is ours alone and is kept at 0700.
+        let keys = shared.join("signing-keys");
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::create_dir(&keys).unwrap();
+        fs::set_permissions(&keys, fs::Permissions::from_mode(0o755)).unwrap();
+        KeyRing::load_or_create(&keys).unwrap();
+        assert_eq!(mode(&keys), 0o700);
+        assert_eq!(mode(&shared), 0o755);
+        fs::remove_dir_all(root).unwrap();
     }
 
     fn tempdir() -> PathBuf {

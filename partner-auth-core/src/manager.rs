@@ -18,6 +18,11 @@ use crate::{
 /// Longest grace window for racing refreshes.
 pub const MAX_GRACE: Duration = Duration::seconds(60);
 
+/// Longest absolute session lifetime or idle timeout a manager accepts: one
+/// year. Anything longer is a configuration mistake (and far enough out, it
+/// would overflow the date arithmetic of a login).
+pub const MAX_SESSION_LIFETIME: Duration = Duration::days(366);
+
 /// Lifetimes and windows of a [`SessionManager`].
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -130,7 +135,9 @@ impl std::fmt::Debug for SessionManager {
 }
 
 impl SessionManager {
-    /// A manager; refuses a grace window outside 0 to 60 s.
+    /// A manager; refuses a grace window outside 0 to 60 s, and lifetimes or
+    /// an idle timeout that are not positive or exceed
+    /// [`MAX_SESSION_LIFETIME`].
     pub fn new(
         store: Arc<dyn SessionStore>,
         issuer: Arc<TokenIssuer>,
@@ -143,6 +150,17 @@ impl SessionManager {
             return Err(Error::Config(
                 "grace window must be between 0 and 60 s".into(),
             ));
+        }
+        for (name, value) in [
+            ("session lifetime", config.session_lifetime),
+            ("remember-me lifetime", config.remember_me_lifetime),
+            ("idle timeout", config.idle_timeout),
+        ] {
+            if !value.is_positive() || value > MAX_SESSION_LIFETIME {
+                return Err(Error::Config(format!(
+                    "{name} must be positive and at most 366 days"
+                )));
+            }
         }
         Ok(Self {
             store,
@@ -239,7 +257,11 @@ impl SessionManager {
             remember_me,
             created_at: now,
             last_seen_at: now,
-            expires_at: now + lifetime,
+            // The constructor bounds the lifetime; checked all the same, so
+            // no setting can turn a login into a panic.
+            expires_at: now
+                .checked_add(lifetime)
+                .ok_or_else(|| Error::Config("session lifetime out of range".into()))?,
             refresh_generation: 0,
             rotated_at: now,
             revoked_at: None,
@@ -271,6 +293,41 @@ impl SessionManager {
             refresh,
             grace: false,
         })
+    }
+
+    /// Records a login refused before [`login`](Self::login) was reached, such
+    /// as a name the directory does not know, as a
+    /// [`SecurityEvent::LoginFailed`] like every other refused login.
+    pub fn login_failed(&self, mode: AuthMode, reason: &'static str) {
+        metrics::login(mode, metrics::LoginOutcome::Failure);
+        self.events
+            .emit(&SecurityEvent::LoginFailed { mode, reason });
+    }
+
+    /// Ends the earlier session whose refresh token a client still carried
+    /// when it signed in again (session fixation: an id planted in the browser
+    /// before a login is worthless after it). An unknown token, a session
+    /// already ended, or `current` itself is left alone; `Ok(true)` when a
+    /// session was revoked, with [`RevokeReason::Replaced`].
+    pub async fn end_replaced(
+        &self,
+        earlier: &RefreshToken,
+        current: SessionId,
+    ) -> Result<bool, Error> {
+        let Some(record) = self.store.find_refresh(&earlier.digest()).await? else {
+            return Ok(false);
+        };
+        if record.session_id == current {
+            return Ok(false);
+        }
+        let Some(session) = self.store.get(record.session_id).await? else {
+            return Ok(false);
+        };
+        if session.revoked_at.is_some() {
+            return Ok(false);
+        }
+        self.end(&session, RevokeReason::Replaced, None).await?;
+        Ok(true)
     }
 
     /// Exchanges a refresh token for a new access token and refresh token.

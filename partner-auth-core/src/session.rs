@@ -62,6 +62,9 @@ pub enum RevokeReason {
     RefreshReuse,
     /// The idle timeout passed.
     Idle,
+    /// The browser holding it signed in again, so the earlier session (and
+    /// any id planted in that browser before the login) is worthless.
+    Replaced,
 }
 
 impl RevokeReason {
@@ -73,6 +76,7 @@ impl RevokeReason {
             RevokeReason::Forced => "forced",
             RevokeReason::RefreshReuse => "refresh_reuse",
             RevokeReason::Idle => "idle",
+            RevokeReason::Replaced => "replaced",
         }
     }
 }
@@ -87,6 +91,7 @@ impl std::str::FromStr for RevokeReason {
             RevokeReason::Forced,
             RevokeReason::RefreshReuse,
             RevokeReason::Idle,
+            RevokeReason::Replaced,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)

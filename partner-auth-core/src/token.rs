@@ -28,6 +28,10 @@ const MAX_HEADER_SEGMENT: usize = 1024;
 /// Largest leeway allowed for clock skew.
 pub const MAX_LEEWAY: Duration = Duration::seconds(60);
 
+/// Longest access-token lifetime an issuer accepts: one day. Access tokens
+/// are meant to be short-lived; a session outlives them through refresh.
+pub const MAX_ACCESS_TTL: Duration = Duration::days(1);
+
 /// The JWT `typ` of our access tokens (RFC 9068).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 
@@ -68,8 +72,8 @@ pub struct AccessClaims {
     pub jti: String,
 }
 
-/// A freshly issued access token.
-#[derive(Debug, Clone)]
+/// A freshly issued access token. The JWT is redacted in `Debug`.
+#[derive(Clone)]
 pub struct AccessToken {
     /// The compact JWT. Not secret-wrapped: it is short-lived and meant to be
     /// sent, but it is still never logged.
@@ -78,6 +82,17 @@ pub struct AccessToken {
     pub expires_in: u64,
     /// Its claims.
     pub claims: AccessClaims,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The JWT is a bearer credential: whoever reads a log line could use it.
+        f.debug_struct("AccessToken")
+            .field("token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .field("claims", &self.claims)
+            .finish()
+    }
 }
 
 /// Settings of a [`TokenIssuer`].
@@ -136,16 +151,16 @@ impl std::fmt::Debug for TokenIssuer {
 
 impl TokenIssuer {
     /// An issuer over `ring`. Refuses a leeway above [`MAX_LEEWAY`] or a
-    /// non-positive lifetime.
+    /// lifetime that is not positive or exceeds [`MAX_ACCESS_TTL`].
     pub fn new(ring: KeyRing, config: TokenConfig, clock: Arc<dyn Clock>) -> Result<Self, Error> {
         if config.leeway > MAX_LEEWAY || config.leeway.is_negative() {
             return Err(Error::Config(
                 "token leeway must be between 0 and 60 s".into(),
             ));
         }
-        if !config.ttl.is_positive() {
+        if !config.ttl.is_positive() || config.ttl > MAX_ACCESS_TTL {
             return Err(Error::Config(
-                "access-token lifetime must be positive".into(),
+                "access-token lifetime must be between 1 s and 1 day".into(),
             ));
         }
         Ok(Self {

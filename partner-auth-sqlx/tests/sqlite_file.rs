@@ -403,3 +403,77 @@ async fn two_handles_on_one_file_rotate_a_generation_once() {
     let stored = stores[1].get(login.session.id).await.unwrap().unwrap();
     assert_eq!(stored.refresh_generation, 1);
 }
+
+/// The migration that admits the `replaced` reason rebuilds both session
+/// tables: sessions and refresh tokens written before it survive it, and the
+/// new reason is stored and read back.
+#[tokio::test]
+async fn replaced_reason_migration_keeps_existing_rows() {
+    use partner_auth_core::RefreshToken;
+    use sqlx::sqlite::SqliteConnectOptions;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let token = RefreshToken::generate();
+    let session_id = partner_auth_core::SessionId::random();
+    {
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        let before = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(
+                partner_auth_sqlx::SQLITE_MIGRATIONS
+                    .migrations
+                    .iter()
+                    .filter(|m| m.version < 4)
+                    .cloned()
+                    .collect(),
+            ),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        before.run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, partner_id, roles, auth_mode, remember_me, \
+             created_at, last_seen_at, expires_at, refresh_generation, rotated_at) \
+             VALUES (?1, 'raja', 'raja', '[]', 'mock', 0, 1, 1, 253402300799000000, 0, 1)",
+        )
+        .bind(session_id.to_string())
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO refresh_tokens (digest, session_id, generation, issued_at) \
+             VALUES (?1, ?2, 0, 1)",
+        )
+        .bind(token.digest().as_bytes().as_slice())
+        .bind(session_id.to_string())
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+
+    let db = SqliteDatabase::open(&path).await.unwrap();
+    let store = SqliteSessionStore::new(&db);
+    let record = store
+        .find_refresh(&token.digest())
+        .await
+        .unwrap()
+        .expect("refresh token kept through the rebuild");
+    assert_eq!(record.session_id, session_id);
+    assert!(
+        store
+            .revoke(
+                session_id,
+                RevokeReason::Replaced,
+                OffsetDateTime::now_utc()
+            )
+            .await
+            .unwrap()
+    );
+    let session = store.get(session_id).await.unwrap().unwrap();
+    assert_eq!(session.revoke_reason, Some(RevokeReason::Replaced));
+    db.migrate().await.expect("migrating again is harmless");
+}

@@ -97,7 +97,9 @@ pub struct ServeArgs {
     )]
     pub listen: String,
 
-    /// Directory for the SQLite file and the signing keys (created 0700).
+    /// Directory for the SQLite file and the signing keys (created 0700 when
+    /// missing; an existing one keeps its mode and is refused when group or
+    /// others may write to it).
     #[arg(
         long,
         env = "PARTNER_AUTH_DATA_DIR",
@@ -127,11 +129,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PARTNER_AUTH_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
 
-    /// Access-token lifetime in seconds.
+    /// Access-token lifetime in seconds, 10 to 86400.
     #[arg(
         long,
         env = "PARTNER_AUTH_ACCESS_TTL_SECONDS",
         default_value_t = 600,
+        value_parser = clap::value_parser!(u32).range(10..=86_400),
         global = true
     )]
     pub access_ttl_seconds: u32,
@@ -140,20 +143,23 @@ pub struct ServeArgs {
     #[arg(long, env = "PARTNER_AUTH_REFRESH_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=60), global = true)]
     pub refresh_grace_seconds: u32,
 
-    /// Absolute session lifetime without remember-me, in hours.
+    /// Absolute session lifetime without remember-me, in hours, 1 to 168.
     #[arg(
         long,
         env = "PARTNER_AUTH_SESSION_HOURS",
         default_value_t = 8,
+        value_parser = clap::value_parser!(u32).range(1..=168),
         global = true
     )]
     pub session_hours: u32,
 
-    /// Idle timeout in minutes: a session not refreshed for this long ends.
+    /// Idle timeout in minutes, 1 to 10080: a session not refreshed for this
+    /// long ends.
     #[arg(
         long,
         env = "PARTNER_AUTH_IDLE_MINUTES",
         default_value_t = 120,
+        value_parser = clap::value_parser!(u32).range(1..=10_080),
         global = true
     )]
     pub idle_minutes: u32,
@@ -187,6 +193,7 @@ pub struct ServeArgs {
         long,
         env = "PARTNER_AUTH_LOG_FORMAT",
         default_value = "text",
+        value_parser = ["text", "json"],
         global = true
     )]
     pub log_format: String,
@@ -205,7 +212,7 @@ impl ServeArgs {
         TokenConfig {
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
-            ttl: Duration::seconds(i64::from(self.access_ttl_seconds.max(1))),
+            ttl: Duration::seconds(i64::from(self.access_ttl_seconds)),
             ..TokenConfig::default()
         }
     }
@@ -214,8 +221,8 @@ impl ServeArgs {
     pub fn session_config(&self) -> SessionConfig {
         SessionConfig {
             grace: Duration::seconds(i64::from(self.refresh_grace_seconds)),
-            session_lifetime: Duration::hours(i64::from(self.session_hours.max(1))),
-            idle_timeout: Duration::minutes(i64::from(self.idle_minutes.max(1))),
+            session_lifetime: Duration::hours(i64::from(self.session_hours)),
+            idle_timeout: Duration::minutes(i64::from(self.idle_minutes)),
             ..SessionConfig::default()
         }
     }

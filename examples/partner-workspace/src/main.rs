@@ -93,8 +93,17 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Installed first, so that every counter from start-up on is exported.
     let metrics = scrape::install().context("installing the metrics recorder")?;
     let data_dir = &args.data_dir;
-    partner_auth_core::keys::create_private_dir(data_dir)
-        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    // An existing directory keeps its mode (it may be `.` or `$HOME`); the
+    // files written inside are owner-only either way.
+    let access = partner_auth_core::keys::create_private_dir(data_dir)
+        .with_context(|| format!("data directory {}", data_dir.display()))?;
+    if access == partner_auth_core::keys::DirAccess::ReadableByOthers {
+        tracing::warn!(
+            data_dir = %data_dir.display(),
+            "data directory is readable by group or others; its files stay owner-only, \
+             but consider `chmod go-rwx` on it"
+        );
+    }
 
     let directory = Arc::new(load_directory(&args)?);
 

@@ -31,8 +31,9 @@ pub struct Problem {
     pub message: &'static str,
 }
 
-/// The settings as read, each possibly missing.
-#[derive(Debug, Clone, Default)]
+/// The settings as read, each possibly missing. The secret is redacted in
+/// `Debug`.
+#[derive(Clone, Default)]
 pub struct SettingsToCheck<'a> {
     /// The client id.
     pub client_id: Option<&'a str>,
@@ -42,6 +43,17 @@ pub struct SettingsToCheck<'a> {
     pub redirect_url: Option<&'a str>,
     /// The issuer.
     pub issuer: &'a str,
+}
+
+impl std::fmt::Debug for SettingsToCheck<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SettingsToCheck")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.map(|_| "[redacted]"))
+            .field("redirect_url", &self.redirect_url)
+            .field("issuer", &self.issuer)
+            .finish()
+    }
 }
 
 fn problem(setting: Setting, message: &'static str) -> Problem {

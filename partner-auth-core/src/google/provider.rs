@@ -360,8 +360,8 @@ pub struct BeginLogin {
 }
 
 /// A started login: send the browser to `authorization_url` and keep
-/// `flow_id` in its flow cookie.
-#[derive(Debug)]
+/// `flow_id` in its flow cookie. Redacted in `Debug`: the URL carries the
+/// flow's `state`, `nonce` and PKCE challenge.
 pub struct LoginStart {
     /// The id of the pending login, for the HttpOnly flow cookie.
     pub flow_id: FlowId,
@@ -369,6 +369,18 @@ pub struct LoginStart {
     pub authorization_url: Url,
     /// Whether `prompt=consent` was asked for.
     pub consent: bool,
+}
+
+impl fmt::Debug for LoginStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut endpoint = self.authorization_url.clone();
+        endpoint.set_query(None);
+        f.debug_struct("LoginStart")
+            .field("flow_id", &self.flow_id)
+            .field("authorization_endpoint", &endpoint.as_str())
+            .field("consent", &self.consent)
+            .finish()
+    }
 }
 
 /// A finished provider login, before it is mapped to a directory user.

@@ -727,6 +727,34 @@ async fn google_pkce_authorization_url() {
 }
 
 #[tokio::test]
+async fn login_start_debug_reveals_no_state_nonce_or_challenge() {
+    let f = flow_fixture();
+    let started = f.provider.begin(BeginLogin::default()).await.unwrap();
+    let pairs = query(&started.authorization_url);
+    let shown = format!("{started:?}");
+    for name in ["state", "nonce", "code_challenge"] {
+        let value = param(&pairs, name).unwrap();
+        assert!(!shown.contains(value), "{name} appears in {shown}");
+    }
+    let flow_id = started.flow_id.expose_secret().to_owned();
+    assert!(!shown.contains(&flow_id), "the flow id appears in {shown}");
+    assert!(shown.contains("consent"), "{shown}");
+}
+
+#[test]
+fn settings_to_check_debug_hides_the_secret() {
+    let settings = SettingsToCheck {
+        client_id: Some("123456789012-abcdef0123456789.apps.googleusercontent.com"),
+        client_secret: Some("GOCSPX-very-secret-value"),
+        redirect_url: None,
+        issuer: GOOGLE_ISSUER,
+    };
+    let shown = format!("{settings:?}");
+    assert!(!shown.contains("very-secret"), "{shown}");
+    assert!(shown.contains("[redacted]"), "{shown}");
+}
+
+#[tokio::test]
 async fn google_pkce_verifier_gone_no_exchange() {
     let f = flow_fixture();
     let started = f.provider.begin(BeginLogin::default()).await.unwrap();

@@ -259,3 +259,312 @@ async fn grace_window_outside_range_is_refused() {
     );
     assert!(made.is_err());
 }
+
+/// The in-memory store with a rival request: before each of our first
+/// `rivals` rotations, another refresh of the same token wins its
+/// compare-and-swap, so ours is refused. With `always_lose`, every
+/// compare-and-swap (rotation and sibling) is refused and nothing changes,
+/// as on a backend that keeps losing under contention.
+struct RacingStore {
+    inner: MemorySessionStore,
+    rivals: std::sync::atomic::AtomicU32,
+    always_lose: bool,
+    rival_token: std::sync::Mutex<Option<RefreshToken>>,
+    attempts: std::sync::atomic::AtomicU32,
+}
+
+impl RacingStore {
+    fn new(rivals: u32, always_lose: bool) -> Self {
+        Self {
+            inner: MemorySessionStore::new(),
+            rivals: std::sync::atomic::AtomicU32::new(rivals),
+            always_lose,
+            rival_token: std::sync::Mutex::new(None),
+            attempts: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for RacingStore {
+    async fn create(&self, session: &Session, first: &RefreshRecord) -> Result<(), Error> {
+        self.inner.create(session, first).await
+    }
+
+    async fn get(&self, id: SessionId) -> Result<Option<Session>, Error> {
+        self.inner.get(id).await
+    }
+
+    async fn find_refresh(
+        &self,
+        digest: &crate::refresh::TokenDigest,
+    ) -> Result<Option<RefreshRecord>, Error> {
+        self.inner.find_refresh(digest).await
+    }
+
+    async fn rotate(
+        &self,
+        from_generation: u32,
+        presented: &crate::refresh::TokenDigest,
+        next: &RefreshRecord,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, Error> {
+        use std::sync::atomic::Ordering;
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        if self.always_lose {
+            return Ok(false);
+        }
+        let rival_due = self
+            .rivals
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if rival_due {
+            let token = RefreshToken::generate();
+            let rival = RefreshRecord {
+                digest: token.digest(),
+                ..next.clone()
+            };
+            assert!(
+                self.inner
+                    .rotate(from_generation, presented, &rival, now)
+                    .await?
+            );
+            *self.rival_token.lock().unwrap() = Some(token);
+        }
+        self.inner
+            .rotate(from_generation, presented, next, now)
+            .await
+    }
+
+    async fn add_sibling(
+        &self,
+        next: &RefreshRecord,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, Error> {
+        self.attempts
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.always_lose {
+            return Ok(false);
+        }
+        self.inner.add_sibling(next, now).await
+    }
+
+    async fn revoke(
+        &self,
+        id: SessionId,
+        reason: RevokeReason,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, Error> {
+        self.inner.revoke(id, reason, now).await
+    }
+
+    async fn revoke_user(
+        &self,
+        user: &UserId,
+        reason: RevokeReason,
+        now: time::OffsetDateTime,
+    ) -> Result<u64, Error> {
+        self.inner.revoke_user(user, reason, now).await
+    }
+
+    async fn list(&self, filter: &SessionFilter) -> Result<Vec<Session>, Error> {
+        self.inner.list(filter).await
+    }
+
+    async fn purge_expired(&self, before: time::OffsetDateTime) -> Result<u64, Error> {
+        self.inner.purge_expired(before).await
+    }
+
+    async fn health(&self) -> Result<(), Error> {
+        self.inner.health().await
+    }
+}
+
+fn racing_fixture(store: Arc<RacingStore>) -> Fixture {
+    let clock = ManualClock::new(OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap());
+    let issuer = TokenIssuer::new(
+        KeyRing::generate().unwrap(),
+        TokenConfig::default(),
+        Arc::new(clock.clone()),
+    )
+    .unwrap();
+    let events = Arc::new(RecordedEvents::default());
+    let sessions = SessionManager::new(
+        store,
+        Arc::new(issuer),
+        Arc::new(Directory::launch().unwrap()),
+        Arc::new(clock.clone()),
+        events.clone(),
+        SessionConfig::default(),
+    )
+    .unwrap();
+    Fixture {
+        sessions,
+        clock,
+        events,
+    }
+}
+
+#[tokio::test]
+async fn a_lost_rotation_is_retried_and_served_from_the_grace_window() {
+    let store = Arc::new(RacingStore::new(1, false));
+    let f = racing_fixture(store.clone());
+    let first = login(&f, "nikhil", false).await;
+
+    let ours = f.sessions.refresh(&first.refresh).await.unwrap();
+
+    // The rival's rotation moved the session to generation 1; our retry saw
+    // the presented token as the previous one, inside the window.
+    assert!(ours.grace, "the retry must take the grace path");
+    assert_eq!(ours.session.id, first.session.id);
+    assert_eq!(ours.session.refresh_generation, 1);
+    assert_eq!(store.attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(revoked(&f, first.session.id).await, None);
+    assert!(f.sessions.authenticate(&ours.access.token).await.is_ok());
+
+    // The rival's token and ours are both of the current generation, and
+    // ours rotates on as usual.
+    let rival = store.rival_token.lock().unwrap().take().unwrap();
+    let rival_record = f
+        .sessions
+        .store()
+        .find_refresh(&rival.digest())
+        .await
+        .unwrap();
+    assert_eq!(rival_record.unwrap().generation, 1);
+    let next = f.sessions.refresh(&ours.refresh).await.unwrap();
+    assert_eq!(next.session.refresh_generation, 2);
+    assert!(
+        !f.events
+            .snapshot()
+            .iter()
+            .any(|e| matches!(e, SecurityEvent::RefreshReuse { .. }))
+    );
+}
+
+#[tokio::test]
+async fn repeated_lost_compare_and_swaps_end_in_conflict() {
+    let store = Arc::new(RacingStore::new(0, true));
+    let f = racing_fixture(store.clone());
+    let first = login(&f, "mukesh", false).await;
+
+    let err = f.sessions.refresh(&first.refresh).await.unwrap_err();
+
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    assert_eq!(store.attempts.load(std::sync::atomic::Ordering::SeqCst), 4);
+    // Losing races is not reuse: the session is intact.
+    assert_eq!(revoked(&f, first.session.id).await, None);
+    assert!(f.sessions.authenticate(&first.access.token).await.is_ok());
+}
+
+#[tokio::test]
+async fn issued_debug_reveals_neither_token() {
+    let f = fixture();
+    let issued = login(&f, "raja", true).await;
+    let shown = format!("{issued:?}");
+    assert!(!shown.contains(&issued.access.token), "{shown}");
+    assert!(!shown.contains(issued.refresh.expose_secret()), "{shown}");
+}
+
+#[tokio::test]
+async fn end_replaced_revokes_the_earlier_session_only() {
+    let f = fixture();
+    let earlier = login(&f, "nikhil", false).await;
+    let current = login(&f, "nikhil", false).await;
+
+    assert!(
+        f.sessions
+            .end_replaced(&earlier.refresh, current.session.id)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        revoked(&f, earlier.session.id).await,
+        Some(RevokeReason::Replaced)
+    );
+    assert_eq!(revoked(&f, current.session.id).await, None);
+    // Already ended, or the new session's own token: nothing more happens.
+    assert!(
+        !f.sessions
+            .end_replaced(&earlier.refresh, current.session.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !f.sessions
+            .end_replaced(&current.refresh, current.session.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !f.sessions
+            .end_replaced(&RefreshToken::generate(), current.session.id)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn login_failed_raises_the_event() {
+    let f = fixture();
+    f.sessions.login_failed(AuthMode::Mock, "unknown_user");
+    assert_eq!(
+        f.events.snapshot(),
+        vec![SecurityEvent::LoginFailed {
+            mode: AuthMode::Mock,
+            reason: "unknown_user"
+        }]
+    );
+}
+
+#[test]
+fn absurd_lifetimes_are_refused_by_the_constructor() {
+    let make = |config: SessionConfig| {
+        let clock = ManualClock::new(OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap());
+        let issuer = TokenIssuer::new(
+            KeyRing::generate().unwrap(),
+            TokenConfig::default(),
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
+        SessionManager::new(
+            Arc::new(MemorySessionStore::new()),
+            Arc::new(issuer),
+            Arc::new(Directory::launch().unwrap()),
+            Arc::new(clock),
+            Arc::new(RecordedEvents::default()),
+            config,
+        )
+    };
+    let huge = Duration::hours(i64::from(u32::MAX));
+    for config in [
+        SessionConfig {
+            session_lifetime: huge,
+            ..SessionConfig::default()
+        },
+        SessionConfig {
+            remember_me_lifetime: Duration::days(367),
+            ..SessionConfig::default()
+        },
+        SessionConfig {
+            idle_timeout: Duration::ZERO,
+            ..SessionConfig::default()
+        },
+        SessionConfig {
+            session_lifetime: Duration::seconds(-1),
+            ..SessionConfig::default()
+        },
+    ] {
+        assert!(
+            matches!(make(config.clone()), Err(Error::Config(_))),
+            "{config:?} accepted"
+        );
+    }
+    assert!(
+        make(SessionConfig {
+            session_lifetime: MAX_SESSION_LIFETIME,
+            ..SessionConfig::default()
+        })
+        .is_ok()
+    );
+}

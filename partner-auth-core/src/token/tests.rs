@@ -95,6 +95,41 @@ fn issued_tokens_verify() {
 }
 
 #[test]
+fn absurd_access_token_lifetimes_are_refused() {
+    let clock = Arc::new(ManualClock::new(
+        OffsetDateTime::from_unix_timestamp(START).unwrap(),
+    ));
+    for ttl in [
+        Duration::ZERO,
+        Duration::days(2),
+        Duration::hours(i64::from(u32::MAX)),
+    ] {
+        let config = TokenConfig {
+            ttl,
+            ..TokenConfig::default()
+        };
+        assert!(
+            matches!(
+                TokenIssuer::new(KeyRing::generate().unwrap(), config, clock.clone()),
+                Err(Error::Config(_))
+            ),
+            "{ttl} accepted"
+        );
+    }
+}
+
+#[test]
+fn access_token_debug_hides_the_jwt() {
+    let f = fixture();
+    let token = f.issuer.issue(&session()).unwrap();
+    let shown = format!("{token:?}");
+    let signature = token.token.rsplit('.').next().unwrap();
+    assert!(!shown.contains(&token.token), "{shown}");
+    assert!(!shown.contains(signature), "{shown}");
+    assert!(shown.contains("[redacted]"), "{shown}");
+}
+
+#[test]
 fn tokens_t1_nbf_an_hour_ahead_is_refused() {
     let f = fixture();
     let mut c = claims_json(&f);
@@ -212,7 +247,7 @@ fn tokens_t4_alg_none_in_any_case_is_refused() {
 }
 
 #[test]
-fn tokens_t5_hostile_sizes_are_refused_fast() {
+fn tokens_t5_hostile_sizes_are_refused() {
     let f = fixture();
     let huge_header = format!(
         "{}.e30.AA",
@@ -228,10 +263,7 @@ fn tokens_t5_hostile_sizes_are_refused_fast() {
         "a.b".to_owned(),
     ];
     for token in &cases {
-        let started = std::time::Instant::now();
         assert!(f.issuer.verify(token).is_err());
-        // Behaviour, not a benchmark: each check is a length or a count.
-        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
     assert_eq!(
         rejection(&f, &".".repeat(1_000_000)),

@@ -36,8 +36,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-/// How the provider is set up.
-#[derive(Debug, Clone)]
+/// How the provider is set up. The client secret is redacted in `Debug`.
+#[derive(Clone)]
 pub struct Config {
     /// The only client id accepted.
     pub client_id: String,
@@ -51,6 +51,19 @@ pub struct Config {
     pub issuer: Option<String>,
     /// `max-age` of the JWKS response, in seconds.
     pub jwks_max_age: u64,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("redirect_uris", &self.redirect_uris)
+            .field("default_user", &self.default_user)
+            .field("issuer", &self.issuer)
+            .field("jwks_max_age", &self.jwks_max_age)
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -614,4 +627,20 @@ async fn control_next_refresh(State(p): State<Shared>, body: Bytes) -> Response 
 async fn control_stats(State(p): State<Shared>) -> Response {
     let stats = lock(&p.stats).clone();
     axum::Json(stats).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_debug_hides_the_client_secret() {
+        let config = Config {
+            client_secret: "hunter2-client-secret".into(),
+            ..Config::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("test-client"), "{shown}");
+    }
 }

@@ -13,7 +13,7 @@ use clap::Parser;
 use partner_auth_test_oidc::{Config, spawn};
 
 /// A test OpenID Connect provider. Never expose it: it signs in whoever asks.
-#[derive(Parser, Debug)]
+#[derive(Parser)]
 #[command(version, about)]
 struct Args {
     /// Address to listen on; loopback only. Port 0 picks a free port.
