@@ -67,13 +67,33 @@ async fn readme_curl_walkthrough_runs_as_written() {
         "the walk-through failed:\n{stdout}\n{stderr}"
     );
 
-    let answers: Vec<Value> = serde_json::Deserializer::from_str(&stdout)
-        .into_iter::<Value>()
+    // Five JSON answers, then the metrics lines in the Prometheus text format.
+    let mut stream = serde_json::Deserializer::from_str(&stdout).into_iter::<Value>();
+    let answers: Vec<Value> = stream
+        .by_ref()
+        .take(5)
         .collect::<Result<_, _>>()
         .unwrap_or_else(|e| panic!("output is not a series of JSON values ({e}):\n{stdout}"));
     let [login, session, refreshed, logout, after] = answers.as_slice() else {
         panic!("expected five answers, got {}:\n{stdout}", answers.len());
     };
+    let metrics = &stdout[stream.byte_offset()..];
+    for counter in [
+        "partner_auth_logins_total{mode=\"mock\",outcome=\"success\"} ",
+        "partner_auth_refreshes_total{outcome=\"rotated\"} ",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(counter)),
+            "{counter} missing from the scraped metrics:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics
+            .trim()
+            .lines()
+            .all(|l| l.starts_with("partner_auth_")),
+        "the last command prints only partner_auth_ lines:\n{metrics}"
+    );
 
     let token = |v: &Value, name: &str| v[name].as_str().unwrap_or_default().to_owned();
     assert!(token(login, "access_token").starts_with("ey"), "{login}");
