@@ -2,11 +2,10 @@
 # Runs every check and test of partner-auth: formatting, lints, and the whole
 # test suite (unit, store conformance on SQLite files, HTTP tests against the
 # example server, the Google flow against a local OpenID provider process).
-# It installs nothing globally that a fresh machine of this kind lacks for
-# these steps except cargo-fuzz, which it installs with cargo when missing,
-# and curl and jq (the README walk-through test runs them), which it installs
-# with apt-get when missing; every server it needs is started by the tests on 127.0.0.1 and
-# stopped when they end.
+# It installs only what a fresh machine of this kind lacks for these steps:
+# cargo-fuzz (with cargo) and curl and jq (with apt-get; the README
+# walk-through test runs them). Every server it needs is started by the tests
+# on 127.0.0.1 and stopped when they end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
