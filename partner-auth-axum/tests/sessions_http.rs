@@ -10,7 +10,8 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use partner_auth_axum::{AuthState, CookieSettings, app, routes};
 use partner_auth_core::{
     AuthMode, Directory, KeyRing, ManualClock, MemorySessionStore, MockProvider, RecordedEvents,
-    RunMode, SecurityEvent, SessionConfig, SessionManager, TokenConfig, TokenIssuer,
+    Role, RoleGrant, RunMode, SecurityEvent, SessionConfig, SessionManager, TokenConfig,
+    TokenIssuer,
 };
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
@@ -18,6 +19,7 @@ use tower::ServiceExt as _;
 
 struct App {
     router: Router,
+    sessions: Arc<SessionManager>,
     clock: ManualClock,
     events: Arc<RecordedEvents>,
 }
@@ -45,12 +47,13 @@ fn start() -> App {
     );
     let mock = MockProvider::new(directory, RunMode::Development).unwrap();
     let state = AuthState {
-        sessions,
+        sessions: sessions.clone(),
         mock: Some(Arc::new(mock)),
         cookies: CookieSettings { secure: false },
     };
     App {
         router: app([routes::router(state)]),
+        sessions,
         clock,
         events,
     }
@@ -408,4 +411,49 @@ async fn bearer_size_limits_match_the_documentation() {
             "token of {token_len} bytes"
         );
     }
+}
+
+#[tokio::test]
+async fn guards_follow_the_session_roles_not_the_token() {
+    let a = start();
+    let raja = a
+        .login(json!({"user": "raja", "delivery": "body"}), None)
+        .await;
+    let id = raja.body["session"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut session = a.sessions.store().get(id).await.unwrap().unwrap();
+    // Re-signed with the server's key for raja's live session, claiming
+    // the global super_admin role the login never granted.
+    session.roles = vec![RoleGrant::global(Role::SuperAdmin)];
+    let forged = a.sessions.issuer().issue(&session).unwrap();
+    for uri in ["/api/admin/sessions", "/api/session"] {
+        let reply = a
+            .call(
+                Request::get(uri)
+                    .header(header::AUTHORIZATION, format!("Bearer {}", forged.token))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(
+            (reply.status, reply.error()),
+            (StatusCode::UNAUTHORIZED, "invalid_token"),
+            "{uri}"
+        );
+    }
+    // raja's own token still works, and still is no admin.
+    let access = raja.body["access_token"].as_str().unwrap();
+    assert_eq!(a.session_with_bearer(access).await.status, StatusCode::OK);
+    let reply = a
+        .call(
+            Request::get("/api/admin/sessions")
+                .header(header::AUTHORIZATION, format!("Bearer {access}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
 }

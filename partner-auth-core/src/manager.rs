@@ -68,7 +68,7 @@ pub struct Principal {
     pub claims: AccessClaims,
     /// The session as stored.
     pub session: Session,
-    /// Entitlements the token's roles give inside its partner.
+    /// Entitlements the session's roles give inside its partner.
     pub entitlements: BTreeSet<Entitlement>,
 }
 
@@ -83,17 +83,21 @@ impl Principal {
         &self.claims.pid
     }
 
-    /// Whether the token holds `role` inside its own partner (or globally).
+    /// Whether the session holds `role` inside its own partner (or globally).
+    ///
+    /// Every role check reads the stored session, never the token: a token
+    /// only names the session, so one minted with the signing key cannot
+    /// lend it more than the login granted.
     pub fn has_role(&self, role: Role) -> bool {
-        self.claims
+        self.session
             .roles
             .iter()
-            .any(|g| g.covers(role, &self.claims.pid))
+            .any(|g| g.covers(role, &self.session.partner_id))
     }
 
-    /// Whether the token holds the global `super_admin` role.
+    /// Whether the session holds the global `super_admin` role.
     pub fn is_super_admin(&self) -> bool {
-        self.claims
+        self.session
             .roles
             .iter()
             .any(|g| g.role == Role::SuperAdmin && g.partner.is_none())
@@ -104,7 +108,7 @@ impl Principal {
     pub fn can_administer(&self, partner: &PartnerId) -> bool {
         self.is_super_admin()
             || self
-                .claims
+                .session
                 .roles
                 .iter()
                 .any(|g| g.covers(Role::Admin, partner))
@@ -473,10 +477,17 @@ impl SessionManager {
         if now >= session.expires_at {
             return Err(Error::SessionExpired);
         }
-        if session.user_id != claims.sub || session.partner_id != claims.pid {
+        // A token that disagrees with its session in any claim that decides
+        // access was not issued for it, whoever signed it.
+        if session.user_id != claims.sub
+            || session.partner_id != claims.pid
+            || session.roles != claims.roles
+        {
             return Err(Error::InvalidToken(crate::TokenRejection::Claims));
         }
-        let entitlements = self.directory.entitlements(&claims.roles, &claims.pid);
+        let entitlements = self
+            .directory
+            .entitlements(&session.roles, &session.partner_id);
 
         Ok(Principal {
             claims,

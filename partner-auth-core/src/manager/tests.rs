@@ -568,3 +568,25 @@ fn absurd_lifetimes_are_refused_by_the_constructor() {
         .is_ok()
     );
 }
+
+#[tokio::test]
+async fn a_token_whose_roles_differ_from_its_session_is_refused() {
+    let f = fixture();
+    let raja = login(&f, "raja", false).await;
+    // Signed with the server's own key, for raja's live session, but
+    // claiming a role the login never granted.
+    let mut inflated = raja.session.clone();
+    inflated.roles = vec![crate::RoleGrant::global(Role::SuperAdmin)];
+    let forged = f.sessions.issuer().issue(&inflated).unwrap();
+    assert!(matches!(
+        f.sessions.authenticate(&forged.token).await,
+        Err(Error::InvalidToken(crate::TokenRejection::Claims))
+    ));
+
+    // The genuine token decides from the session: no admin rights.
+    let genuine = f.sessions.authenticate(&raja.access.token).await.unwrap();
+    assert!(!genuine.is_super_admin());
+    assert!(!genuine.has_role(Role::Admin));
+    assert!(!genuine.can_administer(&raja.session.partner_id));
+    assert!(!genuine.has_entitlement(Entitlement::ManageSessions));
+}
