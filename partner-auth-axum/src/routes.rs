@@ -218,7 +218,11 @@ async fn logout(
 ) -> Result<Response, ApiError> {
     let req = req.unwrap_or_default();
     let bearer = bearer_token(&headers)?;
-    if bearer.is_none() && !crate::extract::same_site_headers(&headers) {
+    // Only a request that relies on a cookie can be forged by another site;
+    // a bearer or a refresh token in the body is never sent by the browser
+    // on its own, exactly as on refresh.
+    let by_cookie = bearer.is_none() && req.refresh_token.is_none();
+    if by_cookie && !crate::extract::same_site_headers(&headers) {
         return Err(ApiError::forbidden("cross-site request refused"));
     }
 

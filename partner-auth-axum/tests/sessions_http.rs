@@ -295,6 +295,62 @@ async fn cross_site_cookie_requests_that_change_state_are_refused() {
 }
 
 #[tokio::test]
+async fn refresh_and_logout_apply_the_site_check_only_to_cookies() {
+    let a = start();
+    let post = |uri: &str, cookie: Option<String>, body: Option<Value>| {
+        let mut req = Request::post(uri)
+            .header(header::HOST, "app.example.com")
+            .header("sec-fetch-site", "cross-site");
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string()))
+                .unwrap(),
+            None => req.body(Body::empty()).unwrap(),
+        }
+    };
+
+    // A refresh token in the body, no cookie: a non-browser client. Both
+    // routes serve it whatever the site headers say.
+    for uri in ["/api/token/refresh", "/api/logout"] {
+        let login = a
+            .login(json!({"user": "mukesh", "delivery": "body"}), None)
+            .await;
+        let refresh = login.body["refresh_token"].as_str().unwrap();
+        let reply = a
+            .call(post(
+                uri,
+                None,
+                Some(json!({"refresh_token": refresh, "delivery": "body"})),
+            ))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{uri}: {}", reply.body);
+    }
+
+    // The same cross-site request carrying its token by cookie is refused
+    // on both routes.
+    for uri in ["/api/token/refresh", "/api/logout"] {
+        let browser = a.login(json!({"user": "mukesh"}), None).await;
+        let (refresh, _) = browser.cookie("pa_refresh");
+        let (access, _) = browser.cookie("pa_access");
+        for cookie in [
+            format!("pa_refresh={refresh}"),
+            format!("pa_access={access}; pa_refresh={refresh}"),
+        ] {
+            let reply = a.call(post(uri, Some(cookie.clone()), None)).await;
+            assert_eq!(
+                (reply.status, reply.error()),
+                (StatusCode::FORBIDDEN, "forbidden"),
+                "{uri} {cookie}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn remember_me_cookie_counts_down_the_absolute_lifetime() {
     let a = start();
     let login = a
