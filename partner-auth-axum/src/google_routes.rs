@@ -5,7 +5,8 @@
 //!   provider, with the flow id in the `pa_google_flow` cookie (HttpOnly,
 //!   SameSite=Lax so the provider's top-level redirect brings it back,
 //!   Path=/api/login/google, ten minutes). Query: `return_to` (a same-origin
-//!   relative path, default `/`) and `remember_me` (`true`/`false`).
+//!   relative path, default `/`) and `remember_me` (`true`/`false`); any
+//!   other parameter is refused.
 //! - The callback checks its query strictly (one `state` and one `code`, or
 //!   one `error`; bounded lengths; UTF-8), finishes the login, sets the same
 //!   session cookies as every other login and answers 303 to the return path.
@@ -194,6 +195,14 @@ fn parse_start(raw: Option<&str>) -> Result<BeginLogin, ApiError> {
     let bad = |code: &'static str, message: &'static str| ApiError::bad_request(code, message);
     let pairs =
         query_pairs(raw).map_err(|_| bad("invalid_query", "query is too long or not UTF-8"))?;
+    // A parameter we do not know is refused rather than ignored, so that a
+    // misspelt `return_to` never silently sends the user to `/`.
+    if pairs
+        .iter()
+        .any(|(name, _)| !matches!(name.as_str(), "return_to" | "remember_me"))
+    {
+        return Err(bad("invalid_query", "unknown query parameter"));
+    }
     let return_to = single(&pairs, "return_to")
         .map_err(|_| bad("invalid_query", "return_to given twice"))?
         .map(|p| {

@@ -786,6 +786,38 @@ async fn google_start_refuses_unsafe_return_paths() {
     }
 }
 
+#[tokio::test]
+async fn google_start_refuses_unknown_parameters() {
+    let h = Harness::start().await;
+    for query in [
+        "?foo=1",
+        "?return_to=/desk&foo=1",
+        "?remember_me=true&Return_To=/desk",
+        "?=1",
+    ] {
+        let response = browser()
+            .get(format!("{}/api/login/google{query}", h.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(set_cookies(&response).is_empty(), "{query}");
+        assert_eq!(
+            error_code(response).await,
+            (StatusCode::BAD_REQUEST, "invalid_query".to_owned()),
+            "{query}"
+        );
+    }
+    // The documented parameters, and none at all, still start a login.
+    for query in ["", "?return_to=/desk&remember_me=true"] {
+        let response = browser()
+            .get(format!("{}/api/login/google{query}", h.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FOUND, "{query}");
+    }
+}
+
 /// A forged `?error=access_denied` without this browser's state (a
 /// cross-site top-level GET) redirects to the login page but leaves the
 /// login in progress intact; the genuine callback still completes.
