@@ -1,7 +1,10 @@
-//! Request bodies: JSON only, size-limited, with JSON errors for every
-//! rejection (axum's own rejections are plain text).
+//! Request bodies: JSON only, size-limited, read within a time limit, with
+//! JSON errors for every rejection (axum's own rejections are plain text).
 
-use axum::body::Bytes;
+use std::time::Duration;
+
+use axum::RequestExt as _;
+use axum::body::{Bytes, HttpBody as _};
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
@@ -16,6 +19,20 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// spell each byte as six (`\u0001`); 16 KiB more covers the other fields.
 pub const MAX_CREDENTIAL_BODY_BYTES: usize =
     6 * partner_auth_core::vault::envelope::MAX_SECRET_LEN + 16 * 1024;
+
+/// How long a whole request body may take to arrive when no
+/// [`BodyTimeout`] is set.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The time a request body may take to arrive in full, counted from the
+/// moment the route starts reading it. Put it in the request extensions
+/// (`router.layer(axum::Extension(BodyTimeout(...)))`, or
+/// [`crate::serve::with_body_timeout`]); without it
+/// [`DEFAULT_BODY_TIMEOUT`] applies. A body that is late is a JSON 408
+/// `request_timeout`, so a client that announces a length and stops
+/// sending cannot hold the connection open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyTimeout(pub Duration);
 
 /// A JSON body that may also be absent (empty): `None` then.
 #[derive(Debug)]
@@ -63,16 +80,34 @@ where
     }
 }
 
-/// The headers and the whole body, within the body limit.
+/// The headers and the whole body, within the body limit and the body
+/// timeout.
 async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<(HeaderMap, Bytes), ApiError> {
     let headers = req.headers().clone();
-    let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::payload_too_large()
-        } else {
-            ApiError::bad_request("invalid_body", "the request body could not be read")
-        }
-    })?;
+    let timeout = req
+        .extensions()
+        .get::<BodyTimeout>()
+        .map_or(DEFAULT_BODY_TIMEOUT, |t| t.0);
+    // The length a `Content-Length` header announces, against the route's
+    // limit (which `with_limited_body` reflects in the size hint): a body
+    // announced too long is refused before a byte of it is read.
+    let announced = req.body().size_hint().exact();
+    let req = req.with_limited_body();
+    if let (Some(announced), Some(allowed)) = (announced, req.body().size_hint().upper())
+        && announced > allowed
+    {
+        return Err(ApiError::payload_too_large());
+    }
+    let bytes = tokio::time::timeout(timeout, Bytes::from_request(req, state))
+        .await
+        .map_err(|_| ApiError::request_timeout())?
+        .map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::payload_too_large()
+            } else {
+                ApiError::bad_request("invalid_body", "the request body could not be read")
+            }
+        })?;
     Ok((headers, bytes))
 }
 

@@ -60,6 +60,15 @@ impl ApiError {
         )
     }
 
+    /// 408 `request_timeout`: the body did not arrive within the body timeout.
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive in time",
+        )
+    }
+
     /// 415 `unsupported_media_type`.
     pub fn unsupported_media_type() -> Self {
         Self::new(

@@ -63,6 +63,10 @@
 //!   cookies or headers; tokens never reach the log.
 //! - Cookie-authenticated requests that change state are refused when
 //!   `Sec-Fetch-Site` or `Origin` says they come from another site.
+//! - A request body must arrive within [`body::BodyTimeout`] (10 s unless
+//!   [`serve::with_body_timeout`] sets another) or gets a JSON 408; a
+//!   `Content-Length` above the route's limit is a JSON 413 before any of
+//!   the body is read.
 //! - Bearer credentials are capped at 8 KiB and checked for shape before any
 //!   decoding; two `Authorization` headers are refused.
 //!

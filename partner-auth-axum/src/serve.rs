@@ -21,7 +21,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use partner_auth_core::vault::{Channel, with_request_channel};
 
-use crate::body::MAX_BODY_BYTES;
+use crate::body::{BodyTimeout, MAX_BODY_BYTES};
 use crate::error::{method_not_allowed_fallback, not_found_fallback};
 
 /// Read buffer per connection, which bounds the size of the request head.
@@ -67,6 +67,12 @@ pub fn app(routers: impl IntoIterator<Item = Router>) -> Router {
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
+}
+
+/// `app` with every body read by [`crate::body::JsonBody`] and
+/// [`crate::body::OptionalJson`] limited to `timeout` (10 s without this).
+pub fn with_body_timeout(app: Router, timeout: Duration) -> Router {
+    app.layer(axum::Extension(BodyTimeout(timeout)))
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets open

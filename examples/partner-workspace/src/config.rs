@@ -125,9 +125,21 @@ pub struct ServeArgs {
     #[arg(long, env = "PARTNER_AUTH_SEED", global = true)]
     pub seed: Option<PathBuf>,
 
-    /// Public URL of the server; an `https://` URL marks cookies `Secure`.
-    #[arg(long, env = "PARTNER_AUTH_PUBLIC_URL", global = true)]
+    /// Public URL of the server, absolute `http://` or `https://`; an
+    /// `https://` URL marks cookies `Secure`.
+    #[arg(long, env = "PARTNER_AUTH_PUBLIC_URL", value_parser = parse_public_url, global = true)]
     pub public_url: Option<String>,
+
+    /// How long a request body may take to arrive in full, in seconds, 1 to
+    /// 300; a late body gets 408 `request_timeout`.
+    #[arg(
+        long,
+        env = "PARTNER_AUTH_BODY_TIMEOUT_SECONDS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=300),
+        global = true
+    )]
+    pub body_timeout_seconds: u32,
 
     /// Access-token lifetime in seconds, 10 to 86400.
     #[arg(
@@ -199,7 +211,32 @@ pub struct ServeArgs {
     pub log_format: String,
 }
 
+/// `--public-url`: an absolute `http` or `https` URL with a host and no
+/// user name, password, query or fragment. Anything else would silently
+/// leave cookies without `Secure`.
+fn parse_public_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("not an absolute URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("the scheme must be http or https".into());
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("the URL must not hold a user name or password".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("the URL must not have a query or fragment".into());
+    }
+    Ok(text.to_owned())
+}
+
 impl ServeArgs {
+    /// How long a request body may take to arrive.
+    pub fn body_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.body_timeout_seconds))
+    }
+
     /// Whether the server is reached over https.
     pub fn serves_https(&self) -> bool {
         self.public_url

@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use partner_auth_axum::serve::with_body_timeout;
 use partner_auth_axum::vault_routes::{self, VaultState};
 use partner_auth_axum::{AuthState, CookieSettings, app, routes, serve};
 use partner_auth_core::vault::{
@@ -170,10 +171,13 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         mock,
         cookies,
     };
-    let router = app(
-        [routes::router(state), vault_router, scrape::router(metrics)]
-            .into_iter()
-            .chain(google),
+    let router = with_body_timeout(
+        app(
+            [routes::router(state), vault_router, scrape::router(metrics)]
+                .into_iter()
+                .chain(google),
+        ),
+        args.body_timeout(),
     );
 
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -150,12 +150,72 @@ fn numeric_settings_out_of_range_are_refused_at_start() {
             "61",
         ),
         ("--session-hours", "PARTNER_AUTH_SESSION_HOURS", "-1"),
+        (
+            "--body-timeout-seconds",
+            "PARTNER_AUTH_BODY_TIMEOUT_SECONDS",
+            "0",
+        ),
+        (
+            "--body-timeout-seconds",
+            "PARTNER_AUTH_BODY_TIMEOUT_SECONDS",
+            "301",
+        ),
     ] {
         let by_flag = refused_start(&[&format!("{flag}={bad}")], &[]);
         assert!(by_flag.contains(flag), "{flag}={bad}: {by_flag}");
         let by_env = refused_start(&[], &[(var, bad)]);
         assert!(by_env.contains(flag), "{var}={bad}: {by_env}");
     }
+}
+
+#[test]
+fn public_url_must_be_an_absolute_http_url() {
+    for bad in [
+        "notaurl",
+        "/relative/path",
+        "ftp://auth.example.test",
+        "https://",
+        "https://user:pass@auth.example.test",
+        "https://auth.example.test/?a=1",
+        "",
+    ] {
+        let line = refused_start(&["--public-url", bad], &[]);
+        assert!(line.contains("--public-url"), "{bad:?}: {line}");
+        let line = refused_start(&[], &[("PARTNER_AUTH_PUBLIC_URL", bad)]);
+        assert!(line.contains("--public-url"), "{bad:?}: {line}");
+    }
+}
+
+#[tokio::test]
+async fn the_body_timeout_setting_ends_a_stalled_body_with_a_json_408() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let server = Server::start_with(&[
+        ("PARTNER_AUTH_BODY_TIMEOUT_SECONDS", "1"),
+        ("PARTNER_AUTH_PUBLIC_URL", "http://127.0.0.1:8080/"),
+    ]);
+    let addr = server.base.strip_prefix("http://").unwrap();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Announces 50 bytes, sends 7, then nothing.
+    stream
+        .write_all(
+            b"POST /api/login/mock HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+              Content-Type: application/json\r\nContent-Length: 50\r\n\r\n{\"user",
+        )
+        .await
+        .unwrap();
+    // The server answers and closes; the client would wait far longer.
+    let mut reply = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.read_to_end(&mut reply),
+    )
+    .await
+    .expect("the server kept the stalled request open")
+    .unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains(r#""error":"request_timeout""#), "{reply}");
 }
 
 #[test]
