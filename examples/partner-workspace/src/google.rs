@@ -9,6 +9,7 @@
 //! | `PARTNER_AUTH_GOOGLE_ISSUER` | default `https://accounts.google.com`; another OpenID provider for tests and staging |
 //! | `PARTNER_AUTH_GOOGLE_HOSTED_DOMAINS` | optional comma-separated allow list of Workspace domains (`hd`) |
 
+use std::env::VarError;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -41,6 +42,9 @@ pub struct RawSettings {
     redirect_url: Option<String>,
     issuer: String,
     hosted_domains: Vec<String>,
+    /// Variables that are set but not valid UTF-8 (reported as such, not
+    /// as missing).
+    not_utf8: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for RawSettings {
@@ -54,39 +58,55 @@ impl std::fmt::Debug for RawSettings {
             .field("redirect_url", &self.redirect_url)
             .field("issuer", &self.issuer)
             .field("hosted_domains", &self.hosted_domains)
+            .field("not_utf8", &self.not_utf8)
             .finish()
     }
 }
 
 impl RawSettings {
     /// Reads the settings through `lookup` (the environment, or a map in tests).
-    pub fn read(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let non_empty = |name: &str| lookup(name).filter(|v| !v.is_empty());
+    pub fn read(lookup: impl Fn(&str) -> Result<String, VarError>) -> Self {
+        let mut not_utf8 = Vec::new();
+        let mut non_empty = |name: &'static str| match lookup(name) {
+            Ok(v) if !v.is_empty() => Some(v),
+            Ok(_) | Err(VarError::NotPresent) => None,
+            Err(VarError::NotUnicode(_)) => {
+                not_utf8.push(name);
+                None
+            }
+        };
+        let client_id = non_empty(ENV_CLIENT_ID);
+        let client_secret = non_empty(ENV_CLIENT_SECRET).map(SecretString::from);
+        let redirect_url = non_empty(ENV_REDIRECT_URL);
+        let issuer = non_empty(ENV_ISSUER).unwrap_or_else(|| GOOGLE_ISSUER.to_owned());
+        let hosted_domains = non_empty(ENV_HOSTED_DOMAINS)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
         Self {
-            client_id: non_empty(ENV_CLIENT_ID),
-            client_secret: non_empty(ENV_CLIENT_SECRET).map(SecretString::from),
-            redirect_url: non_empty(ENV_REDIRECT_URL),
-            issuer: non_empty(ENV_ISSUER).unwrap_or_else(|| GOOGLE_ISSUER.to_owned()),
-            hosted_domains: non_empty(ENV_HOSTED_DOMAINS)
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|d| !d.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            client_id,
+            client_secret,
+            redirect_url,
+            issuer,
+            hosted_domains,
+            not_utf8,
         }
     }
 
     /// Reads the settings from the process environment.
     pub fn from_env() -> Self {
-        Self::read(|name| std::env::var(name).ok())
+        Self::read(|name| std::env::var(name))
     }
 
-    /// Whether Google sign-in is switched on (the client id is set).
+    /// Whether Google sign-in is switched on (the client id is set, even to
+    /// something unusable, which then stops the server at start).
     pub fn enabled(&self) -> bool {
-        self.client_id.is_some()
+        self.client_id.is_some() || self.not_utf8.contains(&ENV_CLIENT_ID)
     }
 
     /// The offline problems, one line each, prefixed with the variable name.
@@ -97,10 +117,18 @@ impl RawSettings {
             redirect_url: self.redirect_url.as_deref(),
             issuer: &self.issuer,
         };
-        check_settings(&settings)
-            .into_iter()
-            .map(|p| format!("{}: {}", variable(p.setting), p.message))
-            .collect()
+        let mut problems: Vec<String> = self
+            .not_utf8
+            .iter()
+            .map(|name| format!("{name}: is not valid UTF-8"))
+            .collect();
+        problems.extend(
+            check_settings(&settings)
+                .into_iter()
+                .filter(|p| !self.not_utf8.contains(&variable(p.setting)))
+                .map(|p| format!("{}: {}", variable(p.setting), p.message)),
+        );
+        problems
     }
 }
 
@@ -223,7 +251,7 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        RawSettings::read(|name| map.get(name).cloned())
+        RawSettings::read(|name| map.get(name).cloned().ok_or(VarError::NotPresent))
     }
 
     const GOOD: [(&str, &str); 3] = [
@@ -279,6 +307,33 @@ mod tests {
             );
         }
         assert!(!out.contains("GOCSPX"));
+    }
+
+    #[tokio::test]
+    async fn check_google_reports_a_value_that_is_not_utf8_as_such() {
+        use std::os::unix::ffi::OsStringExt as _;
+
+        let s = RawSettings::read(|name| match name {
+            ENV_CLIENT_ID => Err(VarError::NotUnicode(std::ffi::OsString::from_vec(
+                b"abc\xff.apps.googleusercontent.com".to_vec(),
+            ))),
+            other => GOOD
+                .iter()
+                .find(|(k, _)| *k == other)
+                .map(|(_, v)| (*v).to_owned())
+                .ok_or(VarError::NotPresent),
+        });
+        // Set, though unusable: the server must not start without Google.
+        assert!(s.enabled());
+
+        let (code, out) = run(&s).await;
+
+        assert_eq!(code, 1);
+        assert_eq!(
+            out.lines().collect::<Vec<_>>(),
+            [format!("{ENV_CLIENT_ID}: is not valid UTF-8")],
+            "{out}"
+        );
     }
 
     #[tokio::test]
