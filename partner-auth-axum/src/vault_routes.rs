@@ -12,8 +12,9 @@
 //!
 //! Every query is scoped to the caller's partner: another partner's
 //! credential id answers 404 `not_found`, exactly like an id that does not
-//! exist. A credential owned by another user is revealed only to a caller
-//! holding `admin` in the partner or `super_admin`. Responses carrying a
+//! exist. A credential owned by another user is revealed, rotated or
+//! revoked only by a caller holding `admin` in the partner or
+//! `super_admin` (403 `forbidden` otherwise, audited as `denied`). Responses carrying a
 //! secret are marked `Cache-Control: no-store`. Request bodies may be up to
 //! [`MAX_CREDENTIAL_BODY_BYTES`], enough for the longest secret in JSON.
 
@@ -129,6 +130,16 @@ fn context(caller: &Caller) -> AuditContext {
     AuditContext::from_principal(caller.principal(), channel)
 }
 
+/// Another user's credential (a colleague's OAuth refresh token, say) is
+/// revealed, rotated or revoked only by those who administer the partner.
+fn scope(caller: &Caller) -> RevealScope {
+    if caller.can_administer(caller.partner()) {
+        RevealScope::Partner
+    } else {
+        RevealScope::Own
+    }
+}
+
 fn parse_id(raw: &str) -> Result<CredentialId, ApiError> {
     // A malformed id is as unknown as a foreign one.
     raw.parse().map_err(|_| ApiError::not_found())
@@ -234,7 +245,13 @@ async fn rotate(
     let secret = SecretSlice::from(body.secret.expose_secret().as_bytes().to_vec());
     let meta = state
         .credentials
-        .rotate(&context(&caller), id, secret, body.expires_at)
+        .rotate_scoped(
+            &context(&caller),
+            id,
+            secret,
+            body.expires_at,
+            scope(&caller),
+        )
         .await
         .map_err(vault_error)?;
     Ok(Json(meta).into_response())
@@ -254,16 +271,9 @@ async fn reveal(
     )
     .await?;
     let id = parse_id(&id)?;
-    // Another user's credential (a colleague's OAuth refresh token, say)
-    // only for those who administer the partner.
-    let scope = if caller.can_administer(caller.partner()) {
-        RevealScope::Partner
-    } else {
-        RevealScope::Own
-    };
     let secret = state
         .credentials
-        .reveal_scoped(&context(&caller), id, scope)
+        .reveal_scoped(&context(&caller), id, scope(&caller))
         .await
         .map_err(vault_error)?;
     let bytes = secret.expose_secret();
@@ -294,7 +304,7 @@ async fn revoke(
     let id = parse_id(&id)?;
     let meta = state
         .credentials
-        .revoke(&context(&caller), id)
+        .revoke_scoped(&context(&caller), id, scope(&caller))
         .await
         .map_err(vault_error)?;
     Ok(Json(meta).into_response())

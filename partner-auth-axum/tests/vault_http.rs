@@ -828,3 +828,108 @@ async fn a_vault_store_failure_is_named_as_such() {
         assert!(!value.to_string().contains("vanished"), "{value}");
     }
 }
+
+#[tokio::test]
+async fn rotate_and_revoke_of_another_users_credential_need_admin() {
+    let app = app_with(Directory::from_json(DESK).unwrap()).await;
+    let owner = app.token("owner").await;
+    let colleague = app.token("colleague").await;
+    let boss = app.token("boss").await;
+    let (_, made, _) = app
+        .call(
+            Some(&owner),
+            "POST",
+            "/api/credentials",
+            Some(json!({"kind": "api_key", "label": "broker", "secret": "OWNER-CHOSEN"})),
+        )
+        .await;
+    let id = made["id"].as_str().unwrap().to_owned();
+    let rotate = format!("/api/credentials/{id}/rotate");
+    let reveal = format!("/api/credentials/{id}/reveal");
+    let revoke = format!("/api/credentials/{id}");
+
+    let (status, value, _) = app
+        .call(
+            Some(&colleague),
+            "POST",
+            &rotate,
+            Some(json!({"secret": "COLLEAGUE-CHOSEN"})),
+        )
+        .await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "{value}"
+    );
+    let (status, value, _) = app.call(Some(&colleague), "DELETE", &revoke, None).await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "{value}"
+    );
+    let (_, value, _) = app.call(Some(&owner), "POST", &reveal, None).await;
+    assert_eq!(value["secret"], "OWNER-CHOSEN");
+
+    // The owner and the partner's admin may.
+    let (status, value, _) = app
+        .call(
+            Some(&owner),
+            "POST",
+            &rotate,
+            Some(json!({"secret": "OWNER-AGAIN"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    let (status, value, _) = app
+        .call(
+            Some(&boss),
+            "POST",
+            &rotate,
+            Some(json!({"secret": "BOSS-CHOSEN"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    let (_, value, _) = app.call(Some(&owner), "POST", &reveal, None).await;
+    assert_eq!(value["secret"], "BOSS-CHOSEN");
+    let (status, value, _) = app.call(Some(&boss), "DELETE", &revoke, None).await;
+    assert_eq!(
+        (status, value["status"].as_str()),
+        (StatusCode::OK, Some("revoked"))
+    );
+
+    let log = app
+        .audit
+        .list(
+            &partner_auth_core::PartnerId::new("desk").unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    use partner_auth_core::vault::Outcome;
+    let denied: Vec<_> = log
+        .iter()
+        .filter(|e| e.outcome == Outcome::Denied)
+        .map(|e| {
+            (
+                e.action.as_str(),
+                e.actor.as_ref().map(|a| a.as_str().to_owned()),
+                e.detail.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        denied,
+        [
+            (
+                "credential.rotate",
+                Some("colleague".to_owned()),
+                Some("not_owner")
+            ),
+            (
+                "credential.revoke",
+                Some("colleague".to_owned()),
+                Some("not_owner")
+            ),
+        ]
+    );
+}

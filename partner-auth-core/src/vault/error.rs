@@ -72,10 +72,13 @@ pub enum VaultError {
     /// blocks its use.
     #[error("credential is overdue for rotation and blocked by policy")]
     RotationOverdue,
-    /// The credential belongs to another user, and the caller may reveal
-    /// only its own (revealing others' needs `admin` in the partner or
-    /// `super_admin`).
-    #[error("only the owner or an administrator of the partner may reveal this credential")]
+    /// The credential belongs to another user, and the caller may reveal,
+    /// rotate or revoke only its own (touching others' needs `admin` in the
+    /// partner or `super_admin`).
+    #[error(
+        "only the owner or an administrator of the partner may reveal, rotate or revoke this \
+         credential"
+    )]
     NotOwner,
     /// Another writer changed the record first; the caller may retry.
     #[error("credential changed concurrently")]

@@ -44,7 +44,7 @@ impl std::fmt::Debug for NewCredential {
     }
 }
 
-/// Whose credentials a reveal may open.
+/// Whose credentials a reveal, rotation or revocation may touch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevealScope {
     /// Only credentials the acting user owns. What every caller gets unless
@@ -286,6 +286,17 @@ impl CredentialService {
         self.reveal_scoped(ctx, id, RevealScope::Own).await
     }
 
+    fn check_owner(
+        ctx: &AuditContext,
+        record: &CredentialRecord,
+        scope: RevealScope,
+    ) -> Result<(), Error> {
+        if scope == RevealScope::Own && ctx.actor.as_ref() != Some(&record.owner) {
+            return Err(VaultError::NotOwner.into());
+        }
+        Ok(())
+    }
+
     /// Opens a credential's secret within `scope`. A credential owned by
     /// another user is refused with [`VaultError::NotOwner`] unless `scope`
     /// is [`RevealScope::Partner`]; the refusal is audited as `denied`.
@@ -307,9 +318,7 @@ impl CredentialService {
         scope: RevealScope,
     ) -> Result<SecretSlice<u8>, Error> {
         let record = self.active(ctx, id).await?;
-        if scope == RevealScope::Own && ctx.actor.as_ref() != Some(&record.owner) {
-            return Err(VaultError::NotOwner.into());
-        }
+        Self::check_owner(ctx, &record, scope)?;
         if let Some(profile) = self.directory.partner(&record.partner) {
             let policy = profile.credential_rotation;
             let state = policy::evaluate(&policy, record.rotated_at, self.clock.now());
@@ -320,8 +329,9 @@ impl CredentialService {
         self.open(&record)
     }
 
-    /// Replaces a credential's secret: a new data key, a new envelope under
-    /// the primary KEK, the generation one higher.
+    /// Replaces a credential's secret, if the acting user owns it
+    /// ([`RevealScope::Own`]): a new data key, a new envelope under the
+    /// primary KEK, the generation one higher.
     pub async fn rotate(
         &self,
         ctx: &AuditContext,
@@ -329,7 +339,22 @@ impl CredentialService {
         secret: SecretSlice<u8>,
         expires_at: Option<OffsetDateTime>,
     ) -> Result<CredentialMeta, Error> {
-        let result = self.rotate_inner(ctx, id, &secret, expires_at).await;
+        self.rotate_scoped(ctx, id, secret, expires_at, RevealScope::Own)
+            .await
+    }
+
+    /// [`CredentialService::rotate`] within `scope`: another user's
+    /// credential is refused with [`VaultError::NotOwner`] (audited as
+    /// `denied`) unless `scope` is [`RevealScope::Partner`].
+    pub async fn rotate_scoped(
+        &self,
+        ctx: &AuditContext,
+        id: CredentialId,
+        secret: SecretSlice<u8>,
+        expires_at: Option<OffsetDateTime>,
+        scope: RevealScope,
+    ) -> Result<CredentialMeta, Error> {
+        let result = self.rotate_inner(ctx, id, &secret, expires_at, scope).await;
         self.record(ctx, actions::ROTATE, Some(id), &result).await?;
         result
     }
@@ -340,8 +365,10 @@ impl CredentialService {
         id: CredentialId,
         secret: &SecretSlice<u8>,
         expires_at: Option<OffsetDateTime>,
+        scope: RevealScope,
     ) -> Result<CredentialMeta, Error> {
         let before = self.active(ctx, id).await?;
+        Self::check_owner(ctx, &before, scope)?;
         let mut after = before.clone();
         after.generation = before
             .generation
@@ -358,13 +385,26 @@ impl CredentialService {
         Ok(after.meta())
     }
 
-    /// Revokes a credential and erases its envelope.
+    /// Revokes a credential and erases its envelope, if the acting user
+    /// owns it ([`RevealScope::Own`]).
     pub async fn revoke(
         &self,
         ctx: &AuditContext,
         id: CredentialId,
     ) -> Result<CredentialMeta, Error> {
-        let result = self.revoke_inner(ctx, id).await;
+        self.revoke_scoped(ctx, id, RevealScope::Own).await
+    }
+
+    /// [`CredentialService::revoke`] within `scope`: another user's
+    /// credential is refused with [`VaultError::NotOwner`] (audited as
+    /// `denied`) unless `scope` is [`RevealScope::Partner`].
+    pub async fn revoke_scoped(
+        &self,
+        ctx: &AuditContext,
+        id: CredentialId,
+        scope: RevealScope,
+    ) -> Result<CredentialMeta, Error> {
+        let result = self.revoke_inner(ctx, id, scope).await;
         self.record(ctx, actions::REVOKE, Some(id), &result).await?;
         result
     }
@@ -373,8 +413,10 @@ impl CredentialService {
         &self,
         ctx: &AuditContext,
         id: CredentialId,
+        scope: RevealScope,
     ) -> Result<CredentialMeta, Error> {
         let before = self.active(ctx, id).await?;
+        Self::check_owner(ctx, &before, scope)?;
         let mut after = before.clone();
         after.status = CredentialStatus::Revoked;
         after.revoked_at = Some(super::to_stored_precision(self.clock.now()));

@@ -1150,3 +1150,68 @@ async fn reveal_of_another_users_credential_needs_the_partner_scope() {
     assert_eq!(reveals.len(), 4);
     assert_eq!(reveals[3].1, Outcome::Success);
 }
+
+#[tokio::test]
+async fn rotate_and_revoke_of_another_users_credential_need_the_partner_scope() {
+    let w = world().await;
+    let svc = &w.stack.credentials;
+    let owner = ctx("nikhil");
+    let colleague = AuditContext::user(pid("nikhil"), uid("desk-two"), Channel::Api);
+    let made = svc
+        .create(&owner, new_key("broker", "owner-chosen"))
+        .await
+        .unwrap();
+
+    assert!(matches!(
+        svc.rotate(&colleague, made.id, secret("colleague-chosen"), None)
+            .await,
+        Err(Error::Vault(VaultError::NotOwner))
+    ));
+    assert!(matches!(
+        svc.revoke(&colleague, made.id).await,
+        Err(Error::Vault(VaultError::NotOwner))
+    ));
+    assert_eq!(
+        svc.reveal(&owner, made.id).await.unwrap().expose_secret(),
+        b"owner-chosen"
+    );
+
+    let rotated = svc
+        .rotate_scoped(
+            &colleague,
+            made.id,
+            secret("admin-chosen"),
+            None,
+            RevealScope::Partner,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rotated.generation, 1);
+    assert_eq!(
+        svc.reveal(&owner, made.id).await.unwrap().expose_secret(),
+        b"admin-chosen"
+    );
+    let revoked = svc
+        .revoke_scoped(&colleague, made.id, RevealScope::Partner)
+        .await
+        .unwrap();
+    assert_eq!(revoked.status, CredentialStatus::Revoked);
+
+    let denied: Vec<_> = w
+        .stores
+        .audit
+        .scan(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.outcome == Outcome::Denied)
+        .map(|e| (e.action, e.detail))
+        .collect();
+    assert_eq!(
+        denied,
+        [
+            ("credential.rotate".to_owned(), Some("not_owner".to_owned())),
+            ("credential.revoke".to_owned(), Some("not_owner".to_owned())),
+        ]
+    );
+}
