@@ -933,3 +933,64 @@ async fn rotate_and_revoke_of_another_users_credential_need_admin() {
         ]
     );
 }
+
+#[tokio::test]
+async fn unsafe_labels_and_past_expiry_get_their_own_codes() {
+    let app = app().await;
+    let nikhil = app.token("nikhil").await;
+    for (body, code) in [
+        (
+            json!({"kind": "api_key", "label": "evil\u{202E}txt.exe", "secret": "s"}),
+            "invalid_text",
+        ),
+        (
+            json!({"kind": "api_key", "label": "ok", "broker": "a\u{2067}b", "secret": "s"}),
+            "invalid_text",
+        ),
+        (
+            json!({"kind": "api_key", "label": "line\nbreak", "secret": "s"}),
+            "invalid_text",
+        ),
+        (
+            json!({"kind": "api_key", "label": "ok", "secret": "s",
+                   "expires_at": "2020-01-01T00:00:00Z"}),
+            "expires_in_past",
+        ),
+    ] {
+        let (status, value, _) = app
+            .call(
+                Some(&nikhil),
+                "POST",
+                "/api/credentials",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(
+            (status, value["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code)),
+            "{body}"
+        );
+    }
+    let (status, made, _) = app
+        .call(
+            Some(&nikhil),
+            "POST",
+            "/api/credentials",
+            Some(json!({"kind": "api_key", "label": "ok", "secret": "s",
+                        "expires_at": "2999-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let (status, value, _) = app
+        .call(
+            Some(&nikhil),
+            "POST",
+            &format!("/api/credentials/{}/rotate", made["id"].as_str().unwrap()),
+            Some(json!({"secret": "t", "expires_at": "2020-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("expires_in_past"))
+    );
+}

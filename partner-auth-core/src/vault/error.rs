@@ -94,4 +94,15 @@ pub enum VaultError {
     /// An input field is out of its documented bounds.
     #[error("invalid {0}")]
     Invalid(&'static str),
+    /// A text field holds a control character or a bidirectional override
+    /// (U+202A..U+202E, U+2066..U+2069).
+    #[error("{0} must not contain control or bidirectional override characters")]
+    UnsafeText(&'static str),
+    /// An `expires_at` given at create or rotate is not in the future.
+    #[error("expires_at must be in the future")]
+    ExpiresInPast,
+    /// The credential is past its `expires_at`: its secret is no longer
+    /// revealed; rotate it with a new secret (and expiry) first.
+    #[error("credential expired; rotate it first")]
+    Expired,
 }

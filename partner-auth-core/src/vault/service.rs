@@ -80,9 +80,13 @@ fn outcome_of(err: &Error) -> (Outcome, &'static str) {
         Error::Vault(VaultError::RotationOverdue) => (Outcome::Denied, "rotation_overdue"),
         Error::Vault(VaultError::NotOwner) => (Outcome::Denied, "not_owner"),
         Error::Vault(VaultError::Concurrent) => (Outcome::Failure, "concurrent_change"),
-        Error::Vault(VaultError::Invalid(_) | VaultError::SecretLength { .. }) => {
-            (Outcome::Failure, "invalid_input")
-        }
+        Error::Vault(
+            VaultError::Invalid(_)
+            | VaultError::SecretLength { .. }
+            | VaultError::UnsafeText(_)
+            | VaultError::ExpiresInPast,
+        ) => (Outcome::Failure, "invalid_input"),
+        Error::Vault(VaultError::Expired) => (Outcome::Denied, "expired"),
         Error::Vault(VaultError::UnknownKey | VaultError::Open | VaultError::Malformed(_)) => {
             (Outcome::Failure, "does_not_open")
         }
@@ -198,7 +202,17 @@ impl CredentialService {
         Ok(record)
     }
 
-    /// Seals and stores a new credential.
+    /// Refuses an expiry that is not in the future: a credential stored
+    /// already expired could never be revealed.
+    fn check_expiry(&self, expires_at: Option<OffsetDateTime>) -> Result<(), Error> {
+        match expires_at {
+            Some(at) if at <= self.clock.now() => Err(VaultError::ExpiresInPast.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Seals and stores a new credential. An `expires_at` that is not in the
+    /// future is refused with [`VaultError::ExpiresInPast`].
     pub async fn create(
         &self,
         ctx: &AuditContext,
@@ -223,6 +237,7 @@ impl CredentialService {
         if let Some(r) = &new.reference {
             check_text(r, MAX_REFERENCE_LEN, "reference")?;
         }
+        self.check_expiry(new.expires_at)?;
         let owner = new
             .owner
             .or_else(|| ctx.actor.clone())
@@ -299,7 +314,8 @@ impl CredentialService {
 
     /// Opens a credential's secret within `scope`. A credential owned by
     /// another user is refused with [`VaultError::NotOwner`] unless `scope`
-    /// is [`RevealScope::Partner`]; the refusal is audited as `denied`.
+    /// is [`RevealScope::Partner`]; one past its `expires_at` with
+    /// [`VaultError::Expired`]; each refusal is audited as `denied`.
     pub async fn reveal_scoped(
         &self,
         ctx: &AuditContext,
@@ -319,6 +335,11 @@ impl CredentialService {
     ) -> Result<SecretSlice<u8>, Error> {
         let record = self.active(ctx, id).await?;
         Self::check_owner(ctx, &record, scope)?;
+        // A secret past its expiry no longer works at its issuer; handing it
+        // out would only hide that it needs replacing.
+        if record.expires_at.is_some_and(|at| at <= self.clock.now()) {
+            return Err(VaultError::Expired.into());
+        }
         if let Some(profile) = self.directory.partner(&record.partner) {
             let policy = profile.credential_rotation;
             let state = policy::evaluate(&policy, record.rotated_at, self.clock.now());
@@ -369,6 +390,7 @@ impl CredentialService {
     ) -> Result<CredentialMeta, Error> {
         let before = self.active(ctx, id).await?;
         Self::check_owner(ctx, &before, scope)?;
+        self.check_expiry(expires_at)?;
         let mut after = before.clone();
         after.generation = before
             .generation
@@ -376,7 +398,11 @@ impl CredentialService {
             .ok_or(VaultError::Invalid("generation"))?;
         after.rotated_at = super::to_stored_precision(self.clock.now());
         after.rotation = RotationState::Current;
-        after.expires_at = expires_at.or(before.expires_at);
+        // The old expiry carries over unless it has passed: it described
+        // the secret being replaced, and keeping it would leave the new one
+        // born expired.
+        let now = self.clock.now();
+        after.expires_at = expires_at.or(before.expires_at.filter(|at| *at > now));
         after.sealed = self.seal(&after, secret.expose_secret()).await?;
         after.kek_id = Some(envelope::kek_id_of(after.sealed.as_bytes())?);
         if !self.store.replace(&before, &after).await? {

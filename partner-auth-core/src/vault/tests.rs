@@ -1215,3 +1215,90 @@ async fn rotate_and_revoke_of_another_users_credential_need_the_partner_scope() 
         ]
     );
 }
+
+#[tokio::test]
+async fn unsafe_text_and_past_expiry_are_refused_and_expired_credentials_are_not_revealed() {
+    let w = world().await;
+    let svc = &w.stack.credentials;
+    let nikhil = ctx("nikhil");
+    for label in [
+        "pay\u{202E}lpaypal",
+        "iso\u{2066}late",
+        "tab\there",
+        "nul\u{0}",
+    ] {
+        assert!(
+            matches!(
+                svc.create(&nikhil, new_key(label, "s")).await,
+                Err(Error::Vault(VaultError::UnsafeText("label")))
+            ),
+            "{label:?}"
+        );
+    }
+    let mut bad_broker = new_key("ok", "s");
+    bad_broker.broker = Some("zero\u{202D}dha".into());
+    assert!(matches!(
+        svc.create(&nikhil, bad_broker).await,
+        Err(Error::Vault(VaultError::UnsafeText("broker")))
+    ));
+    let mut past = new_key("ok", "s");
+    past.expires_at = Some(START - Duration::seconds(1));
+    assert!(matches!(
+        svc.create(&nikhil, past).await,
+        Err(Error::Vault(VaultError::ExpiresInPast))
+    ));
+    assert!(
+        w.stores
+            .credentials
+            .list(&pid("nikhil"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let mut soon = new_key("expiring", "before-expiry");
+    soon.expires_at = Some(START + Duration::days(1));
+    let made = svc.create(&nikhil, soon).await.unwrap();
+    assert!(matches!(
+        svc.rotate(
+            &nikhil,
+            made.id,
+            secret("x"),
+            Some(START - Duration::minutes(1))
+        )
+        .await,
+        Err(Error::Vault(VaultError::ExpiresInPast))
+    ));
+    assert_eq!(
+        svc.reveal(&nikhil, made.id).await.unwrap().expose_secret(),
+        b"before-expiry"
+    );
+
+    // Past its expiry the secret is no longer handed out; a rotation
+    // replaces it and drops the stale expiry.
+    w.clock.advance(Duration::days(1));
+    assert!(matches!(
+        svc.reveal(&nikhil, made.id).await,
+        Err(Error::Vault(VaultError::Expired))
+    ));
+    let rotated = svc
+        .rotate(&nikhil, made.id, secret("after-expiry"), None)
+        .await
+        .unwrap();
+    assert_eq!(rotated.expires_at, None);
+    assert_eq!(
+        svc.reveal(&nikhil, made.id).await.unwrap().expose_secret(),
+        b"after-expiry"
+    );
+    let details: Vec<_> = w
+        .stores
+        .audit
+        .scan(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "credential.reveal" && e.outcome == Outcome::Denied)
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(details, [Some("expired".to_owned())]);
+}
