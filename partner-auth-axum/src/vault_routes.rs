@@ -7,8 +7,8 @@
 //! | `POST /api/credentials/{id}/rotate` | `manage_credentials` | replaces the secret |
 //! | `POST /api/credentials/{id}/reveal` | `reveal_credentials` | returns the secret, audited |
 //! | `DELETE /api/credentials/{id}` | `manage_credentials` | revokes it and erases the secret |
-//! | `GET /api/audit` | `view_audit` | the partner's audit entries, newest first |
-//! | `GET /api/audit/export?format=jsonl\|csv` | `export_audit` | the partner's entries as a file |
+//! | `GET /api/audit?from&to&before&limit` | `view_audit` | the partner's audit entries, newest first |
+//! | `GET /api/audit/export?from&to&format=jsonl\|csv` | `export_audit` | the partner's entries as a file |
 //!
 //! Every query is scoped to the caller's partner: another partner's
 //! credential id answers 404 `not_found`, exactly like an id that does not
@@ -310,6 +310,13 @@ async fn revoke(
     Ok(Json(meta).into_response())
 }
 
+/// Page size of `GET /api/audit` when `limit` is not given.
+const DEFAULT_AUDIT_LIMIT: usize = 100;
+/// Largest page `GET /api/audit` returns; a larger `limit` is refused.
+const MAX_AUDIT_LIMIT: usize = 1000;
+
+// Each route takes only its own parameters: one it does not use is refused
+// rather than silently ignored.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
@@ -317,6 +324,13 @@ struct AuditQuery {
     to: Option<String>,
     before: Option<u64>,
     limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    from: Option<String>,
+    to: Option<String>,
     format: Option<String>,
 }
 
@@ -330,7 +344,7 @@ fn parse_time(value: Option<&str>, name: &'static str) -> Result<Option<OffsetDa
         .transpose()
 }
 
-fn query(q: Result<Query<AuditQuery>, QueryRejection>) -> Result<AuditQuery, ApiError> {
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(q)| q)
         .map_err(|_| ApiError::bad_request("invalid_query", "unknown or malformed query parameter"))
 }
@@ -342,11 +356,18 @@ async fn audit(
 ) -> Result<Response, ApiError> {
     guard(&state, &caller, Entitlement::ViewAudit, "audit.view", None).await?;
     let q = query(q)?;
+    let limit = q.limit.unwrap_or(DEFAULT_AUDIT_LIMIT);
+    if !(1..=MAX_AUDIT_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1 to {MAX_AUDIT_LIMIT}"),
+        ));
+    }
     let filter = AuditFilter {
         from: parse_time(q.from.as_deref(), "from")?,
         to: parse_time(q.to.as_deref(), "to")?,
         cursor: q.before,
-        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        limit,
         newest_first: true,
     };
     let entries = state
@@ -363,7 +384,7 @@ async fn audit(
 async fn export(
     State(state): State<VaultState>,
     caller: Caller,
-    q: Result<Query<AuditQuery>, QueryRejection>,
+    q: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     guard(
         &state,

@@ -994,3 +994,34 @@ async fn unsafe_labels_and_past_expiry_get_their_own_codes() {
         (StatusCode::BAD_REQUEST, Some("expires_in_past"))
     );
 }
+
+#[tokio::test]
+async fn each_audit_route_refuses_parameters_it_does_not_take_and_out_of_range_limits() {
+    let app = app().await;
+    let nikhil = app.token("nikhil").await;
+    for uri in [
+        "/api/audit?format=xml",
+        "/api/audit?format=csv",
+        "/api/audit?limit=0",
+        "/api/audit?limit=1001",
+        "/api/audit?limit=-1",
+        "/api/audit/export?before=3",
+        "/api/audit/export?limit=5",
+        "/api/audit/export?before=3&limit=5",
+    ] {
+        let (status, value, _) = app.call(Some(&nikhil), "GET", uri, None).await;
+        assert_eq!(
+            (status, value["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_query")),
+            "{uri}: {value}"
+        );
+    }
+    for uri in [
+        "/api/audit?limit=1",
+        "/api/audit?limit=1000&before=5",
+        "/api/audit/export?format=csv&from=2020-01-01T00:00:00Z",
+    ] {
+        let (status, _, _) = app.raw(Some(&nikhil), "GET", uri, None).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+    }
+}
