@@ -62,6 +62,17 @@ pub enum VaultError {
     /// The key was retired and may not be loaded or used again.
     #[error("key {0} is retired")]
     KeyRetired(String),
+    /// A loaded key's bytes do not match the check value stored for its id:
+    /// the id was first registered with other bytes.
+    #[error(
+        "key {0} is not the key first registered under that id (its check value differs); \
+         give it its original bytes or a new id"
+    )]
+    KeyMismatch(String),
+    /// A loaded key does not open what is stored under its id (the wrapped
+    /// audit key): wrong bytes for that id.
+    #[error("key {0} does not open the records stored under it; wrong key bytes for that id")]
+    KeyDoesNotOpen(String),
     /// No credential with that id inside the caller's partner.
     #[error("credential not found")]
     NotFound,

@@ -363,17 +363,25 @@ async fn v1_unknown_key_id_is_a_typed_error() {
         .await
         .unwrap();
 
-    // A deployment that lost k1: the audit key can not be unwrapped either.
+    // A deployment that lost k1: the audit key can not be unwrapped, so the
+    // ring refuses to open and records nothing.
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(START));
-    let ring = Arc::new(
-        VaultKeyring::open(vec![kek("k2", 2)], stores.keys.clone(), clock.clone())
-            .await
-            .unwrap(),
-    );
+    let before = stores.keys.list().await.unwrap();
     assert!(matches!(
-        ring.audit_key().await,
+        VaultKeyring::open(vec![kek("k2", 2)], stores.keys.clone(), clock.clone()).await,
         Err(Error::Vault(VaultError::UnknownKey))
     ));
+    assert_eq!(stores.keys.list().await.unwrap(), before);
+    // Records sealed under k1 name a key the ring does not hold.
+    let ring = Arc::new(
+        VaultKeyring::open(
+            vec![kek("k2", 2)],
+            Arc::new(MemoryKeyMetaStore::new()),
+            clock.clone(),
+        )
+        .await
+        .unwrap(),
+    );
     let audit = Arc::new(
         AuditLog::new(
             stores.audit.clone(),
@@ -1301,4 +1309,84 @@ async fn unsafe_text_and_past_expiry_are_refused_and_expired_credentials_are_not
         .map(|e| e.detail)
         .collect();
     assert_eq!(details, [Some("expired".to_owned())]);
+}
+
+#[tokio::test]
+async fn a_key_id_is_tied_to_its_bytes_and_a_refused_start_writes_nothing() {
+    let stores = VaultStores::memory();
+    let first = world_with(stores.clone(), &[("k1", 1)]).await;
+    first
+        .stack
+        .credentials
+        .create(&ctx("nikhil"), new_key("a", "s"))
+        .await
+        .unwrap();
+    let stored = stores.keys.list().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].check, Some(kek("k1", 1).check_value()));
+    assert_ne!(kek("k1", 1).check_value(), kek("k1", 2).check_value());
+
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(START));
+    for keys in [
+        // The same id with other bytes, as primary or after it.
+        vec![kek("k1", 2)],
+        vec![kek("zz", 5), kek("k1", 2)],
+        // A new id as primary while the key holding the audit key is absent.
+        vec![kek("zz", 5)],
+    ] {
+        let ids: Vec<String> = keys.iter().map(|k| k.id().to_string()).collect();
+        let refused = VaultKeyring::open(keys, stores.keys.clone(), clock.clone()).await;
+        assert!(
+            matches!(
+                refused,
+                Err(Error::Vault(
+                    VaultError::KeyMismatch(_) | VaultError::UnknownKey
+                ))
+            ),
+            "{ids:?}: {refused:?}"
+        );
+        assert_eq!(stores.keys.list().await.unwrap(), stored, "{ids:?}");
+    }
+    let refused = VaultKeyring::open(vec![kek("k1", 2)], stores.keys.clone(), clock.clone()).await;
+    assert!(matches!(
+        refused,
+        Err(Error::Vault(VaultError::KeyMismatch(id))) if id == "k1"
+    ));
+
+    // Staging is held to the same rule.
+    let ring = VaultKeyring::open(vec![kek("k1", 1)], stores.keys.clone(), clock.clone())
+        .await
+        .unwrap();
+    ring.stage(kek("k2", 2)).await.unwrap();
+    let other = VaultKeyring::open(vec![kek("k1", 1)], stores.keys.clone(), clock)
+        .await
+        .unwrap();
+    assert!(matches!(
+        other.stage(kek("k2", 3)).await,
+        Err(Error::Vault(VaultError::KeyMismatch(_)))
+    ));
+    assert!(other.key(&KekId::new("k2").unwrap()).is_none());
+}
+
+#[tokio::test]
+async fn inspecting_the_key_ring_writes_nothing() {
+    let stores = VaultStores::memory();
+    world_with(stores.clone(), &[("k1", 1)]).await;
+    let stored = stores.keys.list().await.unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(START + Duration::days(1)));
+
+    let ring = VaultKeyring::inspect(
+        vec![kek("k3", 3), kek("k1", 1)],
+        stores.keys.clone(),
+        clock.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ring.primary_id().as_str(), "k3");
+    assert_eq!(stores.keys.list().await.unwrap(), stored);
+    assert!(matches!(
+        VaultKeyring::inspect(vec![kek("k1", 9)], stores.keys.clone(), clock).await,
+        Err(Error::Vault(VaultError::KeyMismatch(_)))
+    ));
+    assert_eq!(stores.keys.list().await.unwrap(), stored);
 }
