@@ -190,6 +190,13 @@ fn vault_api_error(v: &VaultError) -> ApiError {
         VaultError::Invalid(_) | VaultError::SecretLength { .. } => {
             ApiError::bad_request("invalid_input", v.to_string())
         }
+        VaultError::UnsafeText(_) => ApiError::bad_request("invalid_text", v.to_string()),
+        VaultError::ExpiresInPast => ApiError::bad_request("expires_in_past", v.to_string()),
+        VaultError::Expired => ApiError::new(
+            StatusCode::CONFLICT,
+            "credential_expired",
+            "the credential is past its expires_at; rotate it first",
+        ),
         VaultError::KeyExhausted(_) => {
             tracing::error!(error = %v, "vault refused to seal");
             ApiError::new(

@@ -7,13 +7,14 @@
 //! | `POST /api/credentials/{id}/rotate` | `manage_credentials` | replaces the secret |
 //! | `POST /api/credentials/{id}/reveal` | `reveal_credentials` | returns the secret, audited |
 //! | `DELETE /api/credentials/{id}` | `manage_credentials` | revokes it and erases the secret |
-//! | `GET /api/audit` | `view_audit` | the partner's audit entries, newest first |
-//! | `GET /api/audit/export?format=jsonl\|csv` | `export_audit` | the partner's entries as a file |
+//! | `GET /api/audit?from&to&before&limit` | `view_audit` | the partner's audit entries, newest first |
+//! | `GET /api/audit/export?from&to&format=jsonl\|csv` | `export_audit` | the partner's entries as a file |
 //!
 //! Every query is scoped to the caller's partner: another partner's
 //! credential id answers 404 `not_found`, exactly like an id that does not
-//! exist. A credential owned by another user is revealed only to a caller
-//! holding `admin` in the partner or `super_admin`. Responses carrying a
+//! exist. A credential owned by another user is revealed, rotated or
+//! revoked only by a caller holding `admin` in the partner or
+//! `super_admin` (403 `forbidden` otherwise, audited as `denied`). Responses carrying a
 //! secret are marked `Cache-Control: no-store`. Request bodies may be up to
 //! [`MAX_CREDENTIAL_BODY_BYTES`], enough for the longest secret in JSON.
 
@@ -129,6 +130,16 @@ fn context(caller: &Caller) -> AuditContext {
     AuditContext::from_principal(caller.principal(), channel)
 }
 
+/// Another user's credential (a colleague's OAuth refresh token, say) is
+/// revealed, rotated or revoked only by those who administer the partner.
+fn scope(caller: &Caller) -> RevealScope {
+    if caller.can_administer(caller.partner()) {
+        RevealScope::Partner
+    } else {
+        RevealScope::Own
+    }
+}
+
 fn parse_id(raw: &str) -> Result<CredentialId, ApiError> {
     // A malformed id is as unknown as a foreign one.
     raw.parse().map_err(|_| ApiError::not_found())
@@ -234,7 +245,13 @@ async fn rotate(
     let secret = SecretSlice::from(body.secret.expose_secret().as_bytes().to_vec());
     let meta = state
         .credentials
-        .rotate(&context(&caller), id, secret, body.expires_at)
+        .rotate_scoped(
+            &context(&caller),
+            id,
+            secret,
+            body.expires_at,
+            scope(&caller),
+        )
         .await
         .map_err(vault_error)?;
     Ok(Json(meta).into_response())
@@ -254,16 +271,9 @@ async fn reveal(
     )
     .await?;
     let id = parse_id(&id)?;
-    // Another user's credential (a colleague's OAuth refresh token, say)
-    // only for those who administer the partner.
-    let scope = if caller.can_administer(caller.partner()) {
-        RevealScope::Partner
-    } else {
-        RevealScope::Own
-    };
     let secret = state
         .credentials
-        .reveal_scoped(&context(&caller), id, scope)
+        .reveal_scoped(&context(&caller), id, scope(&caller))
         .await
         .map_err(vault_error)?;
     let bytes = secret.expose_secret();
@@ -294,12 +304,19 @@ async fn revoke(
     let id = parse_id(&id)?;
     let meta = state
         .credentials
-        .revoke(&context(&caller), id)
+        .revoke_scoped(&context(&caller), id, scope(&caller))
         .await
         .map_err(vault_error)?;
     Ok(Json(meta).into_response())
 }
 
+/// Page size of `GET /api/audit` when `limit` is not given.
+const DEFAULT_AUDIT_LIMIT: usize = 100;
+/// Largest page `GET /api/audit` returns; a larger `limit` is refused.
+const MAX_AUDIT_LIMIT: usize = 1000;
+
+// Each route takes only its own parameters: one it does not use is refused
+// rather than silently ignored.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
@@ -307,6 +324,13 @@ struct AuditQuery {
     to: Option<String>,
     before: Option<u64>,
     limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    from: Option<String>,
+    to: Option<String>,
     format: Option<String>,
 }
 
@@ -320,7 +344,7 @@ fn parse_time(value: Option<&str>, name: &'static str) -> Result<Option<OffsetDa
         .transpose()
 }
 
-fn query(q: Result<Query<AuditQuery>, QueryRejection>) -> Result<AuditQuery, ApiError> {
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(q)| q)
         .map_err(|_| ApiError::bad_request("invalid_query", "unknown or malformed query parameter"))
 }
@@ -332,11 +356,18 @@ async fn audit(
 ) -> Result<Response, ApiError> {
     guard(&state, &caller, Entitlement::ViewAudit, "audit.view", None).await?;
     let q = query(q)?;
+    let limit = q.limit.unwrap_or(DEFAULT_AUDIT_LIMIT);
+    if !(1..=MAX_AUDIT_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1 to {MAX_AUDIT_LIMIT}"),
+        ));
+    }
     let filter = AuditFilter {
         from: parse_time(q.from.as_deref(), "from")?,
         to: parse_time(q.to.as_deref(), "to")?,
         cursor: q.before,
-        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        limit,
         newest_first: true,
     };
     let entries = state
@@ -353,7 +384,7 @@ async fn audit(
 async fn export(
     State(state): State<VaultState>,
     caller: Caller,
-    q: Result<Query<AuditQuery>, QueryRejection>,
+    q: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     guard(
         &state,

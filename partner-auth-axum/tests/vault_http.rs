@@ -828,3 +828,200 @@ async fn a_vault_store_failure_is_named_as_such() {
         assert!(!value.to_string().contains("vanished"), "{value}");
     }
 }
+
+#[tokio::test]
+async fn rotate_and_revoke_of_another_users_credential_need_admin() {
+    let app = app_with(Directory::from_json(DESK).unwrap()).await;
+    let owner = app.token("owner").await;
+    let colleague = app.token("colleague").await;
+    let boss = app.token("boss").await;
+    let (_, made, _) = app
+        .call(
+            Some(&owner),
+            "POST",
+            "/api/credentials",
+            Some(json!({"kind": "api_key", "label": "broker", "secret": "OWNER-CHOSEN"})),
+        )
+        .await;
+    let id = made["id"].as_str().unwrap().to_owned();
+    let rotate = format!("/api/credentials/{id}/rotate");
+    let reveal = format!("/api/credentials/{id}/reveal");
+    let revoke = format!("/api/credentials/{id}");
+
+    let (status, value, _) = app
+        .call(
+            Some(&colleague),
+            "POST",
+            &rotate,
+            Some(json!({"secret": "COLLEAGUE-CHOSEN"})),
+        )
+        .await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "{value}"
+    );
+    let (status, value, _) = app.call(Some(&colleague), "DELETE", &revoke, None).await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "{value}"
+    );
+    let (_, value, _) = app.call(Some(&owner), "POST", &reveal, None).await;
+    assert_eq!(value["secret"], "OWNER-CHOSEN");
+
+    // The owner and the partner's admin may.
+    let (status, value, _) = app
+        .call(
+            Some(&owner),
+            "POST",
+            &rotate,
+            Some(json!({"secret": "OWNER-AGAIN"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    let (status, value, _) = app
+        .call(
+            Some(&boss),
+            "POST",
+            &rotate,
+            Some(json!({"secret": "BOSS-CHOSEN"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    let (_, value, _) = app.call(Some(&owner), "POST", &reveal, None).await;
+    assert_eq!(value["secret"], "BOSS-CHOSEN");
+    let (status, value, _) = app.call(Some(&boss), "DELETE", &revoke, None).await;
+    assert_eq!(
+        (status, value["status"].as_str()),
+        (StatusCode::OK, Some("revoked"))
+    );
+
+    let log = app
+        .audit
+        .list(
+            &partner_auth_core::PartnerId::new("desk").unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    use partner_auth_core::vault::Outcome;
+    let denied: Vec<_> = log
+        .iter()
+        .filter(|e| e.outcome == Outcome::Denied)
+        .map(|e| {
+            (
+                e.action.as_str(),
+                e.actor.as_ref().map(|a| a.as_str().to_owned()),
+                e.detail.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        denied,
+        [
+            (
+                "credential.rotate",
+                Some("colleague".to_owned()),
+                Some("not_owner")
+            ),
+            (
+                "credential.revoke",
+                Some("colleague".to_owned()),
+                Some("not_owner")
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn unsafe_labels_and_past_expiry_get_their_own_codes() {
+    let app = app().await;
+    let nikhil = app.token("nikhil").await;
+    for (body, code) in [
+        (
+            json!({"kind": "api_key", "label": "evil\u{202E}txt.exe", "secret": "s"}),
+            "invalid_text",
+        ),
+        (
+            json!({"kind": "api_key", "label": "ok", "broker": "a\u{2067}b", "secret": "s"}),
+            "invalid_text",
+        ),
+        (
+            json!({"kind": "api_key", "label": "line\nbreak", "secret": "s"}),
+            "invalid_text",
+        ),
+        (
+            json!({"kind": "api_key", "label": "ok", "secret": "s",
+                   "expires_at": "2020-01-01T00:00:00Z"}),
+            "expires_in_past",
+        ),
+    ] {
+        let (status, value, _) = app
+            .call(
+                Some(&nikhil),
+                "POST",
+                "/api/credentials",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(
+            (status, value["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code)),
+            "{body}"
+        );
+    }
+    let (status, made, _) = app
+        .call(
+            Some(&nikhil),
+            "POST",
+            "/api/credentials",
+            Some(json!({"kind": "api_key", "label": "ok", "secret": "s",
+                        "expires_at": "2999-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let (status, value, _) = app
+        .call(
+            Some(&nikhil),
+            "POST",
+            &format!("/api/credentials/{}/rotate", made["id"].as_str().unwrap()),
+            Some(json!({"secret": "t", "expires_at": "2020-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("expires_in_past"))
+    );
+}
+
+#[tokio::test]
+async fn each_audit_route_refuses_parameters_it_does_not_take_and_out_of_range_limits() {
+    let app = app().await;
+    let nikhil = app.token("nikhil").await;
+    for uri in [
+        "/api/audit?format=xml",
+        "/api/audit?format=csv",
+        "/api/audit?limit=0",
+        "/api/audit?limit=1001",
+        "/api/audit?limit=-1",
+        "/api/audit/export?before=3",
+        "/api/audit/export?limit=5",
+        "/api/audit/export?before=3&limit=5",
+    ] {
+        let (status, value, _) = app.call(Some(&nikhil), "GET", uri, None).await;
+        assert_eq!(
+            (status, value["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_query")),
+            "{uri}: {value}"
+        );
+    }
+    for uri in [
+        "/api/audit?limit=1",
+        "/api/audit?limit=1000&before=5",
+        "/api/audit/export?format=csv&from=2020-01-01T00:00:00Z",
+    ] {
+        let (status, _, _) = app.raw(Some(&nikhil), "GET", uri, None).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+    }
+}

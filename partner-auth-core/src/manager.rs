@@ -406,7 +406,8 @@ impl SessionManager {
                 continue;
             }
 
-            self.store
+            let revoked = self
+                .store
                 .revoke(session.id, RevokeReason::RefreshReuse, now)
                 .await?;
             self.events.emit(&SecurityEvent::RefreshReuse {
@@ -414,6 +415,17 @@ impl SessionManager {
                 partner: session.partner_id.clone(),
                 session: session.id,
             });
+            // The revocation is an event of its own, like every other one,
+            // so that whoever follows `session_revoked` sees this one too.
+            if revoked {
+                self.events.emit(&SecurityEvent::SessionRevoked {
+                    user: session.user_id.clone(),
+                    partner: session.partner_id.clone(),
+                    session: session.id,
+                    reason: RevokeReason::RefreshReuse,
+                    by: None,
+                });
+            }
             return Err(Error::RefreshTokenReused);
         }
         Err(Error::Conflict {

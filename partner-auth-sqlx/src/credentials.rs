@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use partner_auth_core::vault::{
-    CredentialKind, CredentialRecord, CredentialStatus, CredentialStore, KekId, KeyMeta,
+    CredentialKind, CredentialRecord, CredentialStatus, CredentialStore, KekId, KeyCheck, KeyMeta,
     KeyMetaStore, KeyReferences, KeySource, KeyState, RotationState, Sealed, VaultEventSink,
     VaultStack, VaultStores,
 };
@@ -342,18 +342,37 @@ fn decode_key(row: &SqliteRow) -> Result<KeyMeta, StoreError> {
         })?,
         created_at: from_micros(row.try_get("created_at")?, "created_at")?,
         changed_at: from_micros(row.try_get("changed_at")?, "changed_at")?,
+        check: row
+            .try_get::<Option<Vec<u8>>, _>("check_value")?
+            .map(|c| {
+                KeyCheck::try_from(c.as_slice()).map_err(|_| StoreError::Corrupt {
+                    what: "key check value",
+                    source: None,
+                })
+            })
+            .transpose()?,
     })
 }
 
 #[async_trait]
 impl KeyMetaStore for SqliteKeyMetaStore {
-    async fn register(&self, id: &KekId, at: OffsetDateTime) -> Result<KeyMeta, Error> {
+    async fn register(
+        &self,
+        id: &KekId,
+        check: &KeyCheck,
+        at: OffsetDateTime,
+    ) -> Result<KeyMeta, Error> {
+        // A stored check value is kept; only a missing one (a key registered
+        // before the column existed) is filled in.
         sqlx::query(
-            "INSERT INTO vault_keys (id, state, wraps, created_at, changed_at) \
-             VALUES (?1, 'staged', 0, ?2, ?2) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO vault_keys (id, state, wraps, created_at, changed_at, check_value) \
+             VALUES (?1, 'staged', 0, ?2, ?2, ?3) \
+             ON CONFLICT (id) DO UPDATE SET check_value = excluded.check_value \
+             WHERE vault_keys.check_value IS NULL",
         )
         .bind(id.as_str())
         .bind(to_micros(at)?)
+        .bind(check.as_slice())
         .execute(&self.pool)
         .await
         .map_err(StoreError::from)?;
@@ -367,7 +386,8 @@ impl KeyMetaStore for SqliteKeyMetaStore {
 
     async fn get(&self, id: &KekId) -> Result<Option<KeyMeta>, Error> {
         let row = sqlx::query(
-            "SELECT id, state, wraps, created_at, changed_at FROM vault_keys WHERE id = ?1",
+            "SELECT id, state, wraps, created_at, changed_at, check_value FROM vault_keys \
+             WHERE id = ?1",
         )
         .bind(id.as_str())
         .fetch_optional(&self.pool)
@@ -378,7 +398,8 @@ impl KeyMetaStore for SqliteKeyMetaStore {
 
     async fn list(&self) -> Result<Vec<KeyMeta>, Error> {
         let rows = sqlx::query(
-            "SELECT id, state, wraps, created_at, changed_at FROM vault_keys ORDER BY id",
+            "SELECT id, state, wraps, created_at, changed_at, check_value FROM vault_keys \
+             ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await

@@ -188,3 +188,61 @@ async fn p5_row_forged_into_another_partner_does_not_open_on_sqlite() {
     assert_eq!(failed.partner, Some(PartnerId::new("mukesh").unwrap()));
     assert_eq!(failed.detail.as_deref(), Some("does_not_open"));
 }
+
+/// The stored key rows, as `(id, state, wraps, check value)`.
+async fn key_rows(db: &SqliteDatabase) -> Vec<(String, String, i64, Option<Vec<u8>>)> {
+    sqlx::query_as("SELECT id, state, wraps, check_value FROM vault_keys ORDER BY id")
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_key_id_is_tied_to_its_bytes_on_sqlite_and_old_rows_get_a_check_value() {
+    let db = SqliteDatabase::open_in_memory().await.unwrap();
+    let first = stack(&db, &[("k1", 1)]).await.unwrap();
+    first
+        .credentials
+        .create(&ctx("nikhil"), new_key("kept"))
+        .await
+        .unwrap();
+    let rows = key_rows(&db).await;
+    let k1 = Kek::new(KekId::new("k1").unwrap(), Zeroizing::new([1; 32]));
+    assert_eq!(rows[0].3.as_deref(), Some(k1.check_value().as_slice()));
+
+    // Other bytes under a known id, first or after a new primary: refused,
+    // nothing written.
+    for keys in [
+        &[("k1", 2)][..],
+        &[("k2", 3), ("k1", 2)][..],
+        &[("zz", 4)][..],
+    ] {
+        let refused = stack(&db, keys).await;
+        assert!(
+            matches!(
+                refused,
+                Err(Error::Vault(
+                    VaultError::KeyMismatch(_) | VaultError::UnknownKey
+                ))
+            ),
+            "{keys:?}: {refused:?}"
+        );
+        assert_eq!(key_rows(&db).await, rows, "{keys:?}");
+    }
+
+    // A database from before check values: wrong bytes do not open the
+    // audit key and are refused without filling in the check value; the
+    // right bytes fill it in.
+    sqlx::query("UPDATE vault_keys SET check_value = NULL")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let legacy = key_rows(&db).await;
+    assert!(matches!(
+        stack(&db, &[("k1", 2)]).await,
+        Err(Error::Vault(VaultError::KeyDoesNotOpen(id))) if id == "k1"
+    ));
+    assert_eq!(key_rows(&db).await, legacy);
+    stack(&db, &[("k1", 1)]).await.unwrap();
+    assert_eq!(key_rows(&db).await, rows);
+}

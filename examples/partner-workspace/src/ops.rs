@@ -3,7 +3,8 @@
 //!
 //! They open the server's SQLite file with the server's settings (the data
 //! directory, `PARTNER_AUTH_VAULT_KEY` or the key file) and may run while
-//! the server does: SQLite in WAL mode serialises writers across processes,
+//! the server does. `vault status` only reads: it checks the keys as the
+//! server would and writes nothing to the key metadata. The others: SQLite in WAL mode serialises writers across processes,
 //! and every record is moved with a compare-and-set. Results go to standard
 //! output, refusals and errors to standard error. Exit codes: 0 done, 1
 //! refused or found broken, 2 could not run.
@@ -12,10 +13,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use partner_auth_core::vault::{
-    BreakKind, Channel, KekId, TracingVaultEvents, VaultError, VaultStack, envelope,
+    BreakKind, Channel, KekId, KeyReferences as _, KeyState, TracingVaultEvents, VaultError,
+    VaultKeyring, VaultStack, envelope,
 };
 use partner_auth_core::{Error, RunMode, SystemClock};
-use partner_auth_sqlx::SqliteDatabase;
+use partner_auth_sqlx::{SqliteCredentialStore, SqliteDatabase, SqliteKeyMetaStore};
 
 use crate::config::{AuditAction, ServeArgs, VaultAction};
 
@@ -41,18 +43,22 @@ fn failed(error: &anyhow::Error) -> i32 {
     FAILED
 }
 
-/// Opens the vault exactly as the server does, without starting any task.
-async fn open(args: &ServeArgs) -> anyhow::Result<VaultStack> {
-    let mode: RunMode = args.mode.parse()?;
+async fn open_db(args: &ServeArgs) -> anyhow::Result<SqliteDatabase> {
     let db_path = args.data_dir.join("partner-auth.sqlite3");
     anyhow::ensure!(
         db_path.exists(),
         "no database at {}; check --data-dir",
         db_path.display()
     );
-    let db = SqliteDatabase::open(&db_path)
+    SqliteDatabase::open(&db_path)
         .await
-        .with_context(|| format!("opening {}", db_path.display()))?;
+        .with_context(|| format!("opening {}", db_path.display()))
+}
+
+/// Opens the vault exactly as the server does, without starting any task.
+async fn open(args: &ServeArgs) -> anyhow::Result<VaultStack> {
+    let mode: RunMode = args.mode.parse()?;
+    let db = open_db(args).await?;
     let directory = Arc::new(crate::load_directory(args)?);
     let source = crate::vault_key_source(args, mode)?;
     partner_auth_sqlx::vault_stack(
@@ -66,22 +72,50 @@ async fn open(args: &ServeArgs) -> anyhow::Result<VaultStack> {
     .context("opening the credential vault")
 }
 
+/// What `vault status` reads: the configured keys checked against the
+/// database exactly as the server checks them, but with nothing written (no
+/// key registered, no primary recorded, no audit key created).
+struct Inspection {
+    keys: VaultKeyring,
+    credentials: SqliteCredentialStore,
+}
+
+async fn inspect(args: &ServeArgs) -> anyhow::Result<Inspection> {
+    let mode: RunMode = args.mode.parse()?;
+    let db = open_db(args).await?;
+    let source = crate::vault_key_source(args, mode)?;
+    let material = source.load().await.context("loading the vault keys")?;
+    let keys = VaultKeyring::inspect(
+        material,
+        Arc::new(SqliteKeyMetaStore::new(&db)),
+        Arc::new(SystemClock),
+    )
+    .await
+    .context("checking the vault keys")?;
+    Ok(Inspection {
+        keys,
+        credentials: SqliteCredentialStore::new(&db),
+    })
+}
+
 /// The KEK the wrapped audit key is under, if one was created.
-async fn audit_key_kek(stack: &VaultStack) -> anyhow::Result<Option<KekId>> {
-    let wrapped = stack.keys.meta().wrapped_audit_key().await?;
+async fn audit_key_kek(keys: &VaultKeyring) -> anyhow::Result<Option<KekId>> {
+    let wrapped = keys.meta().wrapped_audit_key().await?;
     Ok(wrapped.map(|w| envelope::system_key_kek(&w)).transpose()?)
 }
 
 /// Runs `partner-workspace vault ACTION`; returns the exit code.
 pub async fn run_vault(args: &ServeArgs, action: VaultAction) -> i32 {
-    let stack = match open(args).await {
-        Ok(stack) => stack,
-        Err(e) => return failed(&e),
-    };
     let result = match action {
-        VaultAction::Status => status(&stack).await,
-        VaultAction::Rewrap { batch } => rewrap(&stack, batch).await,
-        VaultAction::Retire { key_id } => retire(&stack, &key_id).await,
+        VaultAction::Status => status(args).await,
+        VaultAction::Rewrap { batch } => match open(args).await {
+            Ok(stack) => rewrap(&stack, batch).await,
+            Err(e) => Err(e),
+        },
+        VaultAction::Retire { key_id } => match open(args).await {
+            Ok(stack) => retire(&stack, &key_id).await,
+            Err(e) => Err(e),
+        },
     };
     result.unwrap_or_else(|e| failed(&e))
 }
@@ -97,19 +131,40 @@ pub async fn run_audit(args: &ServeArgs, action: AuditAction) -> i32 {
     }
 }
 
-async fn status(stack: &VaultStack) -> anyhow::Result<i32> {
-    let primary = stack.keys.primary_id();
-    let loaded = stack.keys.key_ids();
-    let audit_kek = audit_key_kek(stack).await?;
-    say(&format!("primary key: {primary}"));
-    for meta in stack.keys.meta().list().await? {
-        let records = stack.stores.credentials.count_for_kek(&meta.id).await?;
+async fn status(args: &ServeArgs) -> anyhow::Result<i32> {
+    let inspection = inspect(args).await?;
+    let keys = &inspection.keys;
+    let listed_first = keys.primary_id();
+    let loaded = keys.key_ids();
+    let audit_kek = audit_key_kek(keys).await?;
+    let stored = keys.meta().list().await?;
+    // The primary is what the database records (what the running servers
+    // seal with), not what this command's key list would make it.
+    let primary = stored
+        .iter()
+        .find(|m| m.state == KeyState::Primary)
+        .map(|m| m.id.clone());
+    match &primary {
+        Some(p) => say(&format!("primary key: {p}")),
+        None => say("primary key: none recorded"),
+    }
+    if primary.as_ref() != Some(&listed_first) {
+        say(&format!(
+            "key list starts with {listed_first}: it becomes the primary when the server \
+             starts with this list"
+        ));
+    }
+    for meta in stored {
+        let records = inspection.credentials.count_for_kek(&meta.id).await?;
         let mut notes = String::new();
         if audit_kek.as_ref() == Some(&meta.id) {
             notes.push_str(", holds the audit key");
         }
         if !loaded.contains(&meta.id) {
             notes.push_str(", not loaded");
+        }
+        if meta.check.is_none() {
+            notes.push_str(", no check value yet");
         }
         say(&format!(
             "key {}: {}, {} records, {} wraps reserved{notes}",
@@ -134,7 +189,7 @@ async fn rewrap(stack: &VaultStack, batch: u64) -> anyhow::Result<i32> {
             continue;
         }
         let records = stack.stores.credentials.count_for_kek(&from).await?;
-        let holds_audit_key = audit_key_kek(stack).await?.as_ref() == Some(&from);
+        let holds_audit_key = audit_key_kek(&stack.keys).await?.as_ref() == Some(&from);
         if records == 0 && !holds_audit_key {
             continue;
         }
@@ -150,7 +205,7 @@ async fn rewrap(stack: &VaultStack, batch: u64) -> anyhow::Result<i32> {
 
         let (mut rewrapped, mut skipped) = (0, 0);
         loop {
-            let before = audit_key_kek(stack).await?;
+            let before = audit_key_kek(&stack.keys).await?;
             let report = stack
                 .rewrap_bounded(
                     &from,
@@ -159,7 +214,7 @@ async fn rewrap(stack: &VaultStack, batch: u64) -> anyhow::Result<i32> {
                     Some(batch),
                 )
                 .await?;
-            let after = audit_key_kek(stack).await?;
+            let after = audit_key_kek(&stack.keys).await?;
             rewrapped += report.rewrapped;
             skipped += report.skipped;
             say(&format!(

@@ -297,3 +297,109 @@ async fn a1_audit_verify_names_the_first_broken_sequence() {
         run.stdout
     );
 }
+
+/// The stored key rows, as `(id, state, wraps, check value)`.
+async fn key_rows(state: &Path) -> Vec<(String, String, i64, Option<Vec<u8>>)> {
+    let db = SqliteDatabase::open(&state.join("partner-auth.sqlite3"))
+        .await
+        .unwrap();
+    let rows = sqlx::query_as("SELECT id, state, wraps, check_value FROM vault_keys ORDER BY id")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    db.close().await;
+    rows
+}
+
+/// Starts the server with `keys` and expects it to refuse; returns its
+/// standard error.
+fn refused_start(state: &Path, keys: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_partner-workspace"))
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(state)
+        .env("PARTNER_AUTH_VAULT_KEY", keys)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run partner-workspace");
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(!status.success(), "the server accepted {keys}");
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            return err;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the server started with {keys}");
+}
+
+const KEY_C: &str = "c:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+const WRONG_A: &str = "a:QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
+
+#[tokio::test]
+async fn vault_status_writes_nothing_and_a_refused_start_leaves_the_database_as_it_was() {
+    let server = Server::start_with(&[("PARTNER_AUTH_VAULT_KEY", KEY_A)]);
+    let nikhil = server.login("nikhil", false).await;
+    store(&server, &nikhil.access, "kept-under-a").await;
+    let data = server.stop();
+    let state = data.path().join("state");
+    let rows = key_rows(&state).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].0.as_str(), rows[0].1.as_str()), ("a", "primary"));
+    assert_eq!(rows[0].3.as_ref().map(Vec::len), Some(16));
+
+    // A new id with bytes that open nothing: refused, nothing recorded.
+    let run = cli(
+        &state,
+        "zz:QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
+        &["vault", "status"],
+    );
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert_eq!(key_rows(&state).await, rows);
+
+    // A known id with other bytes: refused by its check value.
+    let run = cli(&state, WRONG_A, &["vault", "status"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("key a is not the key first registered"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(key_rows(&state).await, rows);
+
+    // A list that would promote c reports it, twice, without promoting it.
+    let listed = format!("{KEY_C},{KEY_A}");
+    for _ in 0..2 {
+        let run = cli(&state, &listed, &["vault", "status"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(run.stdout.contains("primary key: a"), "{}", run.stdout);
+        assert!(
+            run.stdout
+                .contains("key list starts with c: it becomes the primary"),
+            "{}",
+            run.stdout
+        );
+        assert_eq!(key_rows(&state).await, rows);
+    }
+
+    // The server refuses the same keys at start, with one clear line, and
+    // writes nothing either.
+    let err = refused_start(&state, WRONG_A);
+    assert!(
+        err.contains("key a is not the key first registered"),
+        "{err}"
+    );
+    let err = refused_start(&state, &format!("zz:{},{WRONG_A}", &KEY_C[2..]));
+    assert!(
+        err.contains("key a is not the key first registered"),
+        "{err}"
+    );
+    assert_eq!(key_rows(&state).await, rows);
+    drop(data);
+}

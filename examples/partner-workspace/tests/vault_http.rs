@@ -204,19 +204,28 @@ async fn sessions_s1_reuse_is_audited() {
 
     // The session is gone, so read the audit log from a fresh one.
     let admin = server.login("nikhil", false).await;
-    let mut found = false;
+    let mut found = (false, false);
     for _ in 0..50 {
         let (_, audit) = server.get("/api/audit", &admin.access).await;
         let entries = audit["entries"].as_array().cloned().unwrap_or_default();
-        found = entries
-            .iter()
-            .any(|e| e["action"] == "session.refresh_reuse");
-        if found {
+        found = (
+            entries
+                .iter()
+                .any(|e| e["action"] == "session.refresh_reuse" && e["outcome"] == "denied"),
+            entries.iter().any(|e| {
+                e["action"] == "session.session_revoked" && e["detail"] == "reason=refresh_reuse"
+            }),
+        );
+        if found == (true, true) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(found, "no session.refresh_reuse entry in the audit log");
+    assert_eq!(
+        found,
+        (true, true),
+        "session.refresh_reuse and session.session_revoked reason=refresh_reuse expected"
+    );
 }
 
 /// Polls the caller's partner audit log until an entry matches.

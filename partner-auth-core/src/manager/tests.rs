@@ -106,11 +106,29 @@ async fn sessions_s1_reuse_after_the_grace_window_revokes() {
         f.sessions.refresh(&r1.refresh).await,
         Err(Error::SessionRevoked)
     ));
-    assert!(
-        f.events
-            .snapshot()
-            .iter()
-            .any(|e| matches!(e, SecurityEvent::RefreshReuse { .. }))
+    // Two events, in this order: the reuse, then the revocation it caused.
+    let names: Vec<_> = f
+        .events
+        .snapshot()
+        .iter()
+        .filter_map(|e| match e {
+            SecurityEvent::RefreshReuse { session, .. } => Some(("refresh_reuse", *session, None)),
+            SecurityEvent::SessionRevoked {
+                session, reason, ..
+            } => Some(("session_revoked", *session, Some(*reason))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("refresh_reuse", r0.session.id, None),
+            (
+                "session_revoked",
+                r0.session.id,
+                Some(RevokeReason::RefreshReuse)
+            ),
+        ]
     );
 }
 

@@ -258,11 +258,22 @@ pub struct CredentialMeta {
     pub kek_id: Option<KekId>,
 }
 
+/// Whether `c` is a bidirectional embedding, override or isolate
+/// (U+202A..U+202E, U+2066..U+2069): such a character makes a label display
+/// in another order than it is stored, so a name could pose as another.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Checks a label, broker name or reference against its bounds: not empty,
-/// within `max` bytes, no control characters.
+/// within `max` bytes ([`VaultError::Invalid`]), no control and no bidi
+/// override characters ([`VaultError::UnsafeText`]).
 pub(crate) fn check_text(value: &str, max: usize, what: &'static str) -> Result<(), VaultError> {
-    if value.trim().is_empty() || value.len() > max || value.chars().any(char::is_control) {
+    if value.trim().is_empty() || value.len() > max {
         return Err(VaultError::Invalid(what));
+    }
+    if value.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+        return Err(VaultError::UnsafeText(what));
     }
     Ok(())
 }

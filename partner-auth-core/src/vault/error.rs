@@ -62,6 +62,17 @@ pub enum VaultError {
     /// The key was retired and may not be loaded or used again.
     #[error("key {0} is retired")]
     KeyRetired(String),
+    /// A loaded key's bytes do not match the check value stored for its id:
+    /// the id was first registered with other bytes.
+    #[error(
+        "key {0} is not the key first registered under that id (its check value differs); \
+         give it its original bytes or a new id"
+    )]
+    KeyMismatch(String),
+    /// A loaded key does not open what is stored under its id (the wrapped
+    /// audit key): wrong bytes for that id.
+    #[error("key {0} does not open the records stored under it; wrong key bytes for that id")]
+    KeyDoesNotOpen(String),
     /// No credential with that id inside the caller's partner.
     #[error("credential not found")]
     NotFound,
@@ -72,10 +83,13 @@ pub enum VaultError {
     /// blocks its use.
     #[error("credential is overdue for rotation and blocked by policy")]
     RotationOverdue,
-    /// The credential belongs to another user, and the caller may reveal
-    /// only its own (revealing others' needs `admin` in the partner or
-    /// `super_admin`).
-    #[error("only the owner or an administrator of the partner may reveal this credential")]
+    /// The credential belongs to another user, and the caller may reveal,
+    /// rotate or revoke only its own (touching others' needs `admin` in the
+    /// partner or `super_admin`).
+    #[error(
+        "only the owner or an administrator of the partner may reveal, rotate or revoke this \
+         credential"
+    )]
     NotOwner,
     /// Another writer changed the record first; the caller may retry.
     #[error("credential changed concurrently")]
@@ -91,4 +105,15 @@ pub enum VaultError {
     /// An input field is out of its documented bounds.
     #[error("invalid {0}")]
     Invalid(&'static str),
+    /// A text field holds a control character or a bidirectional override
+    /// (U+202A..U+202E, U+2066..U+2069).
+    #[error("{0} must not contain control or bidirectional override characters")]
+    UnsafeText(&'static str),
+    /// An `expires_at` given at create or rotate is not in the future.
+    #[error("expires_at must be in the future")]
+    ExpiresInPast,
+    /// The credential is past its `expires_at`: its secret is no longer
+    /// revealed; rotate it with a new secret (and expiry) first.
+    #[error("credential expired; rotate it first")]
+    Expired,
 }

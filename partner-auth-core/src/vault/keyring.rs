@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use time::OffsetDateTime;
 
-use super::{Kek, KekId, VaultError, envelope};
+use super::{Kek, KekId, KeyCheck, VaultError, envelope};
 use crate::{Clock, Error};
 
 /// NIST SP 800-38D's bound for random nonces: wraps allowed per KEK.
@@ -94,14 +94,25 @@ pub struct KeyMeta {
     /// When its state last changed.
     #[serde(with = "time::serde::rfc3339")]
     pub changed_at: OffsetDateTime,
+    /// The key's check value ([`Kek::check_value`]), set when the key is
+    /// first registered; `None` only for a key registered before check
+    /// values existed, until it is next loaded.
+    pub check: Option<KeyCheck>,
 }
 
 /// Persists [`KeyMeta`].
 #[async_trait]
 pub trait KeyMetaStore: Send + Sync + 'static {
-    /// Records a key if it is new (state `staged`, 0 wraps) and returns what
-    /// is stored.
-    async fn register(&self, id: &KekId, at: OffsetDateTime) -> Result<KeyMeta, Error>;
+    /// Records a key if it is new (state `staged`, 0 wraps, check value
+    /// `check`), sets `check` on a known key that has none, and returns
+    /// what is stored. A stored check value is never changed: the caller
+    /// compares it with its own.
+    async fn register(
+        &self,
+        id: &KekId,
+        check: &KeyCheck,
+        at: OffsetDateTime,
+    ) -> Result<KeyMeta, Error>;
 
     /// One key.
     async fn get(&self, id: &KekId) -> Result<Option<KeyMeta>, Error>;
@@ -170,6 +181,12 @@ impl VaultKeyring {
     /// Loads `keys` (the first is the primary), registers them in `meta`,
     /// and records the primary. A key the store marks retired is refused as
     /// primary and skipped otherwise.
+    ///
+    /// Every check comes before the first write: a key whose bytes do not
+    /// match the check value stored for its id
+    /// ([`VaultError::KeyMismatch`]), or that does not open the wrapped
+    /// audit key stored under its id ([`VaultError::KeyDoesNotOpen`]), is
+    /// refused and leaves the store as it was.
     pub async fn open(
         keys: Vec<Kek>,
         meta: Arc<dyn KeyMetaStore>,
@@ -186,18 +203,55 @@ impl VaultKeyring {
         clock: Arc<dyn Clock>,
         wrap_limit: u64,
     ) -> Result<Self, Error> {
-        let now = super::to_stored_precision(clock.now());
+        let ring = Self::checked(keys, meta, clock, wrap_limit).await?;
+        let now = super::to_stored_precision(ring.clock.now());
+        let loaded: Vec<Arc<Kek>> = ring.read().keys.values().cloned().collect();
+        for kek in loaded {
+            let check = kek.check_value();
+            let stored = ring.meta.register(kek.id(), &check, now).await?;
+            // Another process may have registered the id in between.
+            if stored.check != Some(check) {
+                return Err(VaultError::KeyMismatch(kek.id().to_string()).into());
+            }
+        }
+        let primary = ring.primary_id();
+        ring.record_primary(&primary).await?;
+        Ok(ring)
+    }
+
+    /// The ring `keys` would make, checked exactly as [`VaultKeyring::open`]
+    /// checks them, without writing anything: no key is registered, no
+    /// check value filled in, no primary recorded. For read-only tools
+    /// (`vault status`); sealing through it is not meant to happen.
+    pub async fn inspect(
+        keys: Vec<Kek>,
+        meta: Arc<dyn KeyMetaStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        Self::checked(keys, meta, clock, MAX_WRAPS_PER_KEK).await
+    }
+
+    async fn checked(
+        keys: Vec<Kek>,
+        meta: Arc<dyn KeyMetaStore>,
+        clock: Arc<dyn Clock>,
+        wrap_limit: u64,
+    ) -> Result<Self, Error> {
         let mut loaded = BTreeMap::new();
         let mut primary = None;
         for kek in keys {
-            let stored = meta.register(kek.id(), now).await?;
             let first = primary.is_none();
-            if stored.state == KeyState::Retired {
-                if first {
-                    return Err(VaultError::KeyRetired(kek.id().to_string()).into());
+            if let Some(stored) = meta.get(kek.id()).await? {
+                if stored.check.is_some_and(|c| c != kek.check_value()) {
+                    return Err(VaultError::KeyMismatch(kek.id().to_string()).into());
                 }
-                tracing::warn!(kek = %kek.id(), "retired vault key still configured; ignored");
-                continue;
+                if stored.state == KeyState::Retired {
+                    if first {
+                        return Err(VaultError::KeyRetired(kek.id().to_string()).into());
+                    }
+                    tracing::warn!(kek = %kek.id(), "retired vault key still configured; ignored");
+                    continue;
+                }
             }
             if first {
                 primary = Some(kek.id().clone());
@@ -207,19 +261,27 @@ impl VaultKeyring {
         let primary =
             primary.ok_or_else(|| Error::from(VaultError::KeyConfig("no key given".into())))?;
 
-        let ring = Self {
+        // The wrapped audit key is a stored record every vault has: the key
+        // it names must be loaded and must open it. This catches wrong bytes
+        // for an id registered before check values existed.
+        if let Some(wrapped) = meta.wrapped_audit_key().await? {
+            let kek_id = envelope::system_key_kek(&wrapped)?;
+            let kek = loaded.get(&kek_id).ok_or(VaultError::UnknownKey)?;
+            envelope::unwrap_system_key(kek, AUDIT_KEY_NAME, &wrapped)
+                .map_err(|_| VaultError::KeyDoesNotOpen(kek_id.to_string()))?;
+        }
+
+        Ok(Self {
             ring: RwLock::new(Ring {
                 keys: loaded,
-                primary: primary.clone(),
+                primary,
                 leased: BTreeMap::new(),
             }),
             meta,
             clock,
             wrap_limit,
             lease_lock: tokio::sync::Mutex::new(()),
-        };
-        ring.record_primary(&primary).await?;
-        Ok(ring)
+        })
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Ring> {
@@ -266,10 +328,23 @@ impl VaultKeyring {
 
     /// Phase one of a rotation: loads `kek` for opening only.
     pub async fn stage(&self, kek: Kek) -> Result<(), Error> {
+        let check = kek.check_value();
+        if let Some(known) = self.meta.get(kek.id()).await?
+            && known.check.is_some_and(|c| c != check)
+        {
+            return Err(VaultError::KeyMismatch(kek.id().to_string()).into());
+        }
         let stored = self
             .meta
-            .register(kek.id(), super::to_stored_precision(self.clock.now()))
+            .register(
+                kek.id(),
+                &check,
+                super::to_stored_precision(self.clock.now()),
+            )
             .await?;
+        if stored.check != Some(check) {
+            return Err(VaultError::KeyMismatch(kek.id().to_string()).into());
+        }
         if stored.state == KeyState::Retired {
             return Err(VaultError::KeyRetired(kek.id().to_string()).into());
         }

@@ -108,6 +108,16 @@ impl std::str::FromStr for KekId {
     }
 }
 
+/// Length of a key check value, in bytes.
+pub const KEY_CHECK_LEN: usize = 16;
+
+/// A key check value (see [`Kek::check_value`]).
+pub type KeyCheck = [u8; KEY_CHECK_LEN];
+
+/// The domain-separation label of key check values: no other HMAC under a
+/// KEK uses it, so a check value says nothing about any other output.
+pub const KEY_CHECK_LABEL: &[u8] = b"partner-auth vault key check v1";
+
 /// A key-encryption key: an id and 32 secret bytes, wiped on drop.
 ///
 /// It has no `Debug` that shows the bytes, no equality and no `Clone`: the
@@ -155,6 +165,20 @@ impl Kek {
     /// The raw key bytes; only the envelope code and key derivation use this.
     pub fn expose_key(&self) -> &[u8; KEK_LEN] {
         &self.key
+    }
+
+    /// The key's check value: the first 16 bytes of
+    /// HMAC-SHA256(key, [`KEY_CHECK_LABEL`]). Stored with the key's id, it
+    /// ties the id to these bytes without revealing them.
+    pub fn check_value(&self) -> KeyCheck {
+        use hmac::Mac as _;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(self.key.as_ref())
+            .expect("HMAC accepts keys of any length");
+        mac.update(KEY_CHECK_LABEL);
+        let full = mac.finalize().into_bytes();
+        let mut check = [0u8; KEY_CHECK_LEN];
+        check.copy_from_slice(&full[..KEY_CHECK_LEN]);
+        check
     }
 
     /// Standard base64 of the key, for writing a key file or variable.
@@ -438,5 +462,25 @@ mod tests {
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(FileKeySource::new(&path).load().await.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn key_check_value_matches_the_documented_vector() {
+        let mut bytes = Zeroizing::new([0u8; KEK_LEN]);
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = u8::try_from(i).unwrap();
+        }
+        let kek = Kek::new(KekId::new("k").unwrap(), bytes);
+        let hex: String = kek
+            .check_value()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hex, "ef8594645f1718fa792348f3b8ed6873");
+        let doc = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/vault-format.md"
+        ));
+        assert!(doc.contains(&format!("`{hex}`")));
     }
 }

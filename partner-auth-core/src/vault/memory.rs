@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 
 use super::{
     AuditAnchor, AuditEntry, AuditFilter, AuditStore, CredentialKind, CredentialRecord,
-    CredentialStatus, CredentialStore, KekId, KeyMeta, KeyMetaStore, KeyReferences, KeyState,
-    RotationState, Sealed,
+    CredentialStatus, CredentialStore, KekId, KeyCheck, KeyMeta, KeyMetaStore, KeyReferences,
+    KeyState, RotationState, Sealed,
 };
 use crate::{CredentialId, Error, PartnerId};
 
@@ -196,17 +196,23 @@ impl MemoryKeyMetaStore {
 
 #[async_trait]
 impl KeyMetaStore for MemoryKeyMetaStore {
-    async fn register(&self, id: &KekId, at: OffsetDateTime) -> Result<KeyMeta, Error> {
-        Ok(lock(&self.keys)
-            .entry(id.clone())
-            .or_insert_with(|| KeyMeta {
-                id: id.clone(),
-                state: KeyState::Staged,
-                wraps: 0,
-                created_at: at,
-                changed_at: at,
-            })
-            .clone())
+    async fn register(
+        &self,
+        id: &KekId,
+        check: &KeyCheck,
+        at: OffsetDateTime,
+    ) -> Result<KeyMeta, Error> {
+        let mut keys = lock(&self.keys);
+        let meta = keys.entry(id.clone()).or_insert_with(|| KeyMeta {
+            id: id.clone(),
+            state: KeyState::Staged,
+            wraps: 0,
+            created_at: at,
+            changed_at: at,
+            check: Some(*check),
+        });
+        meta.check.get_or_insert(*check);
+        Ok(meta.clone())
     }
 
     async fn get(&self, id: &KekId) -> Result<Option<KeyMeta>, Error> {

@@ -60,8 +60,8 @@ pub use keyring::{
     AuditKey, KeyMeta, KeyMetaStore, KeyReferences, KeyState, MAX_WRAPS_PER_KEK, VaultKeyring,
 };
 pub use keysource::{
-    DevKeySource, EnvKeySource, FileKeySource, Kek, KekId, KeySource, MAX_KEK_ID_LEN,
-    VAULT_KEY_ENV, parse_key_list,
+    DevKeySource, EnvKeySource, FileKeySource, KEY_CHECK_LABEL, KEY_CHECK_LEN, Kek, KekId,
+    KeyCheck, KeySource, MAX_KEK_ID_LEN, VAULT_KEY_ENV, parse_key_list,
 };
 pub use memory::{MemoryAuditStore, MemoryCredentialStore, MemoryKeyMetaStore};
 pub use notify::{RecordedVaultEvents, TracingVaultEvents, VaultEvent, VaultEventSink};

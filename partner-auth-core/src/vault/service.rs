@@ -44,7 +44,7 @@ impl std::fmt::Debug for NewCredential {
     }
 }
 
-/// Whose credentials a reveal may open.
+/// Whose credentials a reveal, rotation or revocation may touch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevealScope {
     /// Only credentials the acting user owns. What every caller gets unless
@@ -80,9 +80,13 @@ fn outcome_of(err: &Error) -> (Outcome, &'static str) {
         Error::Vault(VaultError::RotationOverdue) => (Outcome::Denied, "rotation_overdue"),
         Error::Vault(VaultError::NotOwner) => (Outcome::Denied, "not_owner"),
         Error::Vault(VaultError::Concurrent) => (Outcome::Failure, "concurrent_change"),
-        Error::Vault(VaultError::Invalid(_) | VaultError::SecretLength { .. }) => {
-            (Outcome::Failure, "invalid_input")
-        }
+        Error::Vault(
+            VaultError::Invalid(_)
+            | VaultError::SecretLength { .. }
+            | VaultError::UnsafeText(_)
+            | VaultError::ExpiresInPast,
+        ) => (Outcome::Failure, "invalid_input"),
+        Error::Vault(VaultError::Expired) => (Outcome::Denied, "expired"),
         Error::Vault(VaultError::UnknownKey | VaultError::Open | VaultError::Malformed(_)) => {
             (Outcome::Failure, "does_not_open")
         }
@@ -198,7 +202,17 @@ impl CredentialService {
         Ok(record)
     }
 
-    /// Seals and stores a new credential.
+    /// Refuses an expiry that is not in the future: a credential stored
+    /// already expired could never be revealed.
+    fn check_expiry(&self, expires_at: Option<OffsetDateTime>) -> Result<(), Error> {
+        match expires_at {
+            Some(at) if at <= self.clock.now() => Err(VaultError::ExpiresInPast.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Seals and stores a new credential. An `expires_at` that is not in the
+    /// future is refused with [`VaultError::ExpiresInPast`].
     pub async fn create(
         &self,
         ctx: &AuditContext,
@@ -223,6 +237,7 @@ impl CredentialService {
         if let Some(r) = &new.reference {
             check_text(r, MAX_REFERENCE_LEN, "reference")?;
         }
+        self.check_expiry(new.expires_at)?;
         let owner = new
             .owner
             .or_else(|| ctx.actor.clone())
@@ -286,9 +301,21 @@ impl CredentialService {
         self.reveal_scoped(ctx, id, RevealScope::Own).await
     }
 
+    fn check_owner(
+        ctx: &AuditContext,
+        record: &CredentialRecord,
+        scope: RevealScope,
+    ) -> Result<(), Error> {
+        if scope == RevealScope::Own && ctx.actor.as_ref() != Some(&record.owner) {
+            return Err(VaultError::NotOwner.into());
+        }
+        Ok(())
+    }
+
     /// Opens a credential's secret within `scope`. A credential owned by
     /// another user is refused with [`VaultError::NotOwner`] unless `scope`
-    /// is [`RevealScope::Partner`]; the refusal is audited as `denied`.
+    /// is [`RevealScope::Partner`]; one past its `expires_at` with
+    /// [`VaultError::Expired`]; each refusal is audited as `denied`.
     pub async fn reveal_scoped(
         &self,
         ctx: &AuditContext,
@@ -307,8 +334,11 @@ impl CredentialService {
         scope: RevealScope,
     ) -> Result<SecretSlice<u8>, Error> {
         let record = self.active(ctx, id).await?;
-        if scope == RevealScope::Own && ctx.actor.as_ref() != Some(&record.owner) {
-            return Err(VaultError::NotOwner.into());
+        Self::check_owner(ctx, &record, scope)?;
+        // A secret past its expiry no longer works at its issuer; handing it
+        // out would only hide that it needs replacing.
+        if record.expires_at.is_some_and(|at| at <= self.clock.now()) {
+            return Err(VaultError::Expired.into());
         }
         if let Some(profile) = self.directory.partner(&record.partner) {
             let policy = profile.credential_rotation;
@@ -320,8 +350,9 @@ impl CredentialService {
         self.open(&record)
     }
 
-    /// Replaces a credential's secret: a new data key, a new envelope under
-    /// the primary KEK, the generation one higher.
+    /// Replaces a credential's secret, if the acting user owns it
+    /// ([`RevealScope::Own`]): a new data key, a new envelope under the
+    /// primary KEK, the generation one higher.
     pub async fn rotate(
         &self,
         ctx: &AuditContext,
@@ -329,7 +360,22 @@ impl CredentialService {
         secret: SecretSlice<u8>,
         expires_at: Option<OffsetDateTime>,
     ) -> Result<CredentialMeta, Error> {
-        let result = self.rotate_inner(ctx, id, &secret, expires_at).await;
+        self.rotate_scoped(ctx, id, secret, expires_at, RevealScope::Own)
+            .await
+    }
+
+    /// [`CredentialService::rotate`] within `scope`: another user's
+    /// credential is refused with [`VaultError::NotOwner`] (audited as
+    /// `denied`) unless `scope` is [`RevealScope::Partner`].
+    pub async fn rotate_scoped(
+        &self,
+        ctx: &AuditContext,
+        id: CredentialId,
+        secret: SecretSlice<u8>,
+        expires_at: Option<OffsetDateTime>,
+        scope: RevealScope,
+    ) -> Result<CredentialMeta, Error> {
+        let result = self.rotate_inner(ctx, id, &secret, expires_at, scope).await;
         self.record(ctx, actions::ROTATE, Some(id), &result).await?;
         result
     }
@@ -340,8 +386,11 @@ impl CredentialService {
         id: CredentialId,
         secret: &SecretSlice<u8>,
         expires_at: Option<OffsetDateTime>,
+        scope: RevealScope,
     ) -> Result<CredentialMeta, Error> {
         let before = self.active(ctx, id).await?;
+        Self::check_owner(ctx, &before, scope)?;
+        self.check_expiry(expires_at)?;
         let mut after = before.clone();
         after.generation = before
             .generation
@@ -349,7 +398,11 @@ impl CredentialService {
             .ok_or(VaultError::Invalid("generation"))?;
         after.rotated_at = super::to_stored_precision(self.clock.now());
         after.rotation = RotationState::Current;
-        after.expires_at = expires_at.or(before.expires_at);
+        // The old expiry carries over unless it has passed: it described
+        // the secret being replaced, and keeping it would leave the new one
+        // born expired.
+        let now = self.clock.now();
+        after.expires_at = expires_at.or(before.expires_at.filter(|at| *at > now));
         after.sealed = self.seal(&after, secret.expose_secret()).await?;
         after.kek_id = Some(envelope::kek_id_of(after.sealed.as_bytes())?);
         if !self.store.replace(&before, &after).await? {
@@ -358,13 +411,26 @@ impl CredentialService {
         Ok(after.meta())
     }
 
-    /// Revokes a credential and erases its envelope.
+    /// Revokes a credential and erases its envelope, if the acting user
+    /// owns it ([`RevealScope::Own`]).
     pub async fn revoke(
         &self,
         ctx: &AuditContext,
         id: CredentialId,
     ) -> Result<CredentialMeta, Error> {
-        let result = self.revoke_inner(ctx, id).await;
+        self.revoke_scoped(ctx, id, RevealScope::Own).await
+    }
+
+    /// [`CredentialService::revoke`] within `scope`: another user's
+    /// credential is refused with [`VaultError::NotOwner`] (audited as
+    /// `denied`) unless `scope` is [`RevealScope::Partner`].
+    pub async fn revoke_scoped(
+        &self,
+        ctx: &AuditContext,
+        id: CredentialId,
+        scope: RevealScope,
+    ) -> Result<CredentialMeta, Error> {
+        let result = self.revoke_inner(ctx, id, scope).await;
         self.record(ctx, actions::REVOKE, Some(id), &result).await?;
         result
     }
@@ -373,8 +439,10 @@ impl CredentialService {
         &self,
         ctx: &AuditContext,
         id: CredentialId,
+        scope: RevealScope,
     ) -> Result<CredentialMeta, Error> {
         let before = self.active(ctx, id).await?;
+        Self::check_owner(ctx, &before, scope)?;
         let mut after = before.clone();
         after.status = CredentialStatus::Revoked;
         after.revoked_at = Some(super::to_stored_precision(self.clock.now()));

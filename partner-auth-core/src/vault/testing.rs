@@ -249,8 +249,12 @@ pub async fn credential_store_conformance(store: Arc<dyn CredentialStore>) {
 /// Runs every key-metadata-store check against an empty store.
 pub async fn key_meta_store_conformance(store: Arc<dyn KeyMetaStore>) {
     let at = base_time();
-    let k1 = store.register(&kek("k1"), at).await.expect("register");
+    let k1 = store
+        .register(&kek("k1"), &[1; 16], at)
+        .await
+        .expect("register");
     assert_eq!(k1.state, KeyState::Staged);
+    assert_eq!(k1.check, Some([1; 16]));
     assert_eq!(k1.wraps, 0);
     assert_eq!(k1.created_at, at);
 
@@ -273,10 +277,15 @@ pub async fn key_meta_store_conformance(store: Arc<dyn KeyMetaStore>) {
     );
 
     let again = store
-        .register(&kek("k1"), at + Duration::days(1))
+        .register(&kek("k1"), &[2; 16], at + Duration::days(1))
         .await
         .unwrap();
     assert_eq!(again.wraps, 25, "registering again keeps the count");
+    assert_eq!(
+        again.check,
+        Some([1; 16]),
+        "registering again never replaces the check value"
+    );
     assert_eq!(again.created_at, at);
 
     assert!(
@@ -291,7 +300,7 @@ pub async fn key_meta_store_conformance(store: Arc<dyn KeyMetaStore>) {
             .await
             .unwrap()
     );
-    store.register(&kek("k0"), at).await.unwrap();
+    store.register(&kek("k0"), &[0; 16], at).await.unwrap();
     let all = store.list().await.unwrap();
     assert_eq!(
         all.iter()

@@ -363,17 +363,25 @@ async fn v1_unknown_key_id_is_a_typed_error() {
         .await
         .unwrap();
 
-    // A deployment that lost k1: the audit key can not be unwrapped either.
+    // A deployment that lost k1: the audit key can not be unwrapped, so the
+    // ring refuses to open and records nothing.
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(START));
-    let ring = Arc::new(
-        VaultKeyring::open(vec![kek("k2", 2)], stores.keys.clone(), clock.clone())
-            .await
-            .unwrap(),
-    );
+    let before = stores.keys.list().await.unwrap();
     assert!(matches!(
-        ring.audit_key().await,
+        VaultKeyring::open(vec![kek("k2", 2)], stores.keys.clone(), clock.clone()).await,
         Err(Error::Vault(VaultError::UnknownKey))
     ));
+    assert_eq!(stores.keys.list().await.unwrap(), before);
+    // Records sealed under k1 name a key the ring does not hold.
+    let ring = Arc::new(
+        VaultKeyring::open(
+            vec![kek("k2", 2)],
+            Arc::new(MemoryKeyMetaStore::new()),
+            clock.clone(),
+        )
+        .await
+        .unwrap(),
+    );
     let audit = Arc::new(
         AuditLog::new(
             stores.audit.clone(),
@@ -1149,4 +1157,236 @@ async fn reveal_of_another_users_credential_needs_the_partner_scope() {
     );
     assert_eq!(reveals.len(), 4);
     assert_eq!(reveals[3].1, Outcome::Success);
+}
+
+#[tokio::test]
+async fn rotate_and_revoke_of_another_users_credential_need_the_partner_scope() {
+    let w = world().await;
+    let svc = &w.stack.credentials;
+    let owner = ctx("nikhil");
+    let colleague = AuditContext::user(pid("nikhil"), uid("desk-two"), Channel::Api);
+    let made = svc
+        .create(&owner, new_key("broker", "owner-chosen"))
+        .await
+        .unwrap();
+
+    assert!(matches!(
+        svc.rotate(&colleague, made.id, secret("colleague-chosen"), None)
+            .await,
+        Err(Error::Vault(VaultError::NotOwner))
+    ));
+    assert!(matches!(
+        svc.revoke(&colleague, made.id).await,
+        Err(Error::Vault(VaultError::NotOwner))
+    ));
+    assert_eq!(
+        svc.reveal(&owner, made.id).await.unwrap().expose_secret(),
+        b"owner-chosen"
+    );
+
+    let rotated = svc
+        .rotate_scoped(
+            &colleague,
+            made.id,
+            secret("admin-chosen"),
+            None,
+            RevealScope::Partner,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rotated.generation, 1);
+    assert_eq!(
+        svc.reveal(&owner, made.id).await.unwrap().expose_secret(),
+        b"admin-chosen"
+    );
+    let revoked = svc
+        .revoke_scoped(&colleague, made.id, RevealScope::Partner)
+        .await
+        .unwrap();
+    assert_eq!(revoked.status, CredentialStatus::Revoked);
+
+    let denied: Vec<_> = w
+        .stores
+        .audit
+        .scan(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.outcome == Outcome::Denied)
+        .map(|e| (e.action, e.detail))
+        .collect();
+    assert_eq!(
+        denied,
+        [
+            ("credential.rotate".to_owned(), Some("not_owner".to_owned())),
+            ("credential.revoke".to_owned(), Some("not_owner".to_owned())),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn unsafe_text_and_past_expiry_are_refused_and_expired_credentials_are_not_revealed() {
+    let w = world().await;
+    let svc = &w.stack.credentials;
+    let nikhil = ctx("nikhil");
+    for label in [
+        "pay\u{202E}lpaypal",
+        "iso\u{2066}late",
+        "tab\there",
+        "nul\u{0}",
+    ] {
+        assert!(
+            matches!(
+                svc.create(&nikhil, new_key(label, "s")).await,
+                Err(Error::Vault(VaultError::UnsafeText("label")))
+            ),
+            "{label:?}"
+        );
+    }
+    let mut bad_broker = new_key("ok", "s");
+    bad_broker.broker = Some("zero\u{202D}dha".into());
+    assert!(matches!(
+        svc.create(&nikhil, bad_broker).await,
+        Err(Error::Vault(VaultError::UnsafeText("broker")))
+    ));
+    let mut past = new_key("ok", "s");
+    past.expires_at = Some(START - Duration::seconds(1));
+    assert!(matches!(
+        svc.create(&nikhil, past).await,
+        Err(Error::Vault(VaultError::ExpiresInPast))
+    ));
+    assert!(
+        w.stores
+            .credentials
+            .list(&pid("nikhil"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let mut soon = new_key("expiring", "before-expiry");
+    soon.expires_at = Some(START + Duration::days(1));
+    let made = svc.create(&nikhil, soon).await.unwrap();
+    assert!(matches!(
+        svc.rotate(
+            &nikhil,
+            made.id,
+            secret("x"),
+            Some(START - Duration::minutes(1))
+        )
+        .await,
+        Err(Error::Vault(VaultError::ExpiresInPast))
+    ));
+    assert_eq!(
+        svc.reveal(&nikhil, made.id).await.unwrap().expose_secret(),
+        b"before-expiry"
+    );
+
+    // Past its expiry the secret is no longer handed out; a rotation
+    // replaces it and drops the stale expiry.
+    w.clock.advance(Duration::days(1));
+    assert!(matches!(
+        svc.reveal(&nikhil, made.id).await,
+        Err(Error::Vault(VaultError::Expired))
+    ));
+    let rotated = svc
+        .rotate(&nikhil, made.id, secret("after-expiry"), None)
+        .await
+        .unwrap();
+    assert_eq!(rotated.expires_at, None);
+    assert_eq!(
+        svc.reveal(&nikhil, made.id).await.unwrap().expose_secret(),
+        b"after-expiry"
+    );
+    let details: Vec<_> = w
+        .stores
+        .audit
+        .scan(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "credential.reveal" && e.outcome == Outcome::Denied)
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(details, [Some("expired".to_owned())]);
+}
+
+#[tokio::test]
+async fn a_key_id_is_tied_to_its_bytes_and_a_refused_start_writes_nothing() {
+    let stores = VaultStores::memory();
+    let first = world_with(stores.clone(), &[("k1", 1)]).await;
+    first
+        .stack
+        .credentials
+        .create(&ctx("nikhil"), new_key("a", "s"))
+        .await
+        .unwrap();
+    let stored = stores.keys.list().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].check, Some(kek("k1", 1).check_value()));
+    assert_ne!(kek("k1", 1).check_value(), kek("k1", 2).check_value());
+
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(START));
+    for keys in [
+        // The same id with other bytes, as primary or after it.
+        vec![kek("k1", 2)],
+        vec![kek("zz", 5), kek("k1", 2)],
+        // A new id as primary while the key holding the audit key is absent.
+        vec![kek("zz", 5)],
+    ] {
+        let ids: Vec<String> = keys.iter().map(|k| k.id().to_string()).collect();
+        let refused = VaultKeyring::open(keys, stores.keys.clone(), clock.clone()).await;
+        assert!(
+            matches!(
+                refused,
+                Err(Error::Vault(
+                    VaultError::KeyMismatch(_) | VaultError::UnknownKey
+                ))
+            ),
+            "{ids:?}: {refused:?}"
+        );
+        assert_eq!(stores.keys.list().await.unwrap(), stored, "{ids:?}");
+    }
+    let refused = VaultKeyring::open(vec![kek("k1", 2)], stores.keys.clone(), clock.clone()).await;
+    assert!(matches!(
+        refused,
+        Err(Error::Vault(VaultError::KeyMismatch(id))) if id == "k1"
+    ));
+
+    // Staging is held to the same rule.
+    let ring = VaultKeyring::open(vec![kek("k1", 1)], stores.keys.clone(), clock.clone())
+        .await
+        .unwrap();
+    ring.stage(kek("k2", 2)).await.unwrap();
+    let other = VaultKeyring::open(vec![kek("k1", 1)], stores.keys.clone(), clock)
+        .await
+        .unwrap();
+    assert!(matches!(
+        other.stage(kek("k2", 3)).await,
+        Err(Error::Vault(VaultError::KeyMismatch(_)))
+    ));
+    assert!(other.key(&KekId::new("k2").unwrap()).is_none());
+}
+
+#[tokio::test]
+async fn inspecting_the_key_ring_writes_nothing() {
+    let stores = VaultStores::memory();
+    world_with(stores.clone(), &[("k1", 1)]).await;
+    let stored = stores.keys.list().await.unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(START + Duration::days(1)));
+
+    let ring = VaultKeyring::inspect(
+        vec![kek("k3", 3), kek("k1", 1)],
+        stores.keys.clone(),
+        clock.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ring.primary_id().as_str(), "k3");
+    assert_eq!(stores.keys.list().await.unwrap(), stored);
+    assert!(matches!(
+        VaultKeyring::inspect(vec![kek("k1", 9)], stores.keys.clone(), clock).await,
+        Err(Error::Vault(VaultError::KeyMismatch(_)))
+    ));
+    assert_eq!(stores.keys.list().await.unwrap(), stored);
 }
