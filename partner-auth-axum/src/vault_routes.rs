@@ -109,17 +109,18 @@ async fn guard(
     let Err(refused) = caller.require_entitlement(entitlement) else {
         return Ok(());
     };
-    let target = id.map(|i| format!("credential:{}", cut(i, 64)));
+    // Only a well-formed id is named: raw path text (bidi overrides, formula
+    // text) never reaches the audit log or its CSV export.
+    let target = id.map(|raw| match raw.parse::<CredentialId>() {
+        Ok(id) => format!("credential:{id}"),
+        Err(_) => "credential:invalid".to_owned(),
+    });
     let event = AuditEvent::new(&context(caller), action, target, Outcome::Denied)
         .with_detail(format!("missing_entitlement={}", entitlement.as_str()));
     if let Err(e) = state.audit.append(event).await {
         tracing::warn!(error = %e, "denied request not audited");
     }
     Err(refused)
-}
-
-fn cut(text: &str, max: usize) -> String {
-    text.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 fn context(caller: &Caller) -> AuditContext {

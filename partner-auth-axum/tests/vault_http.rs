@@ -1025,3 +1025,40 @@ async fn each_audit_route_refuses_parameters_it_does_not_take_and_out_of_range_l
         assert_eq!(status, StatusCode::OK, "{uri}");
     }
 }
+
+#[tokio::test]
+async fn refused_requests_never_put_raw_path_text_in_the_audit_log() {
+    let app = app().await;
+    let mukesh = app.token("mukesh").await;
+    let valid = uuid::Uuid::new_v4();
+    for uri in [
+        "/api/credentials/a%E2%80%AEb/reveal".to_owned(),
+        "/api/credentials/%3DHYPERLINK(%22http:x%22)/reveal".to_owned(),
+        format!("/api/credentials/{valid}/reveal"),
+    ] {
+        let (status, value, _) = app.call(Some(&mukesh), "POST", &uri, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}: {value}");
+    }
+
+    let log = app
+        .audit
+        .list(
+            &partner_auth_core::PartnerId::new("mukesh").unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let mut targets: Vec<_> = log
+        .iter()
+        .filter(|e| e.action == "credential.reveal")
+        .map(|e| e.target.clone().unwrap_or_default())
+        .collect();
+    targets.sort();
+    let mut expected = vec![
+        "credential:invalid".to_owned(),
+        "credential:invalid".to_owned(),
+        format!("credential:{valid}"),
+    ];
+    expected.sort();
+    assert_eq!(targets, expected);
+}

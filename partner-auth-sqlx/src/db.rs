@@ -74,6 +74,57 @@ impl SqliteDatabase {
         Ok(db)
     }
 
+    /// Opens an existing database file without creating or migrating
+    /// anything, for tools that must only read: refused with
+    /// [`StoreError::SchemaNotCurrent`] when any embedded migration is not
+    /// applied (a file never set up by [`open`](Self::open), or one an older
+    /// version last opened), and with [`StoreError::Open`] when the file does
+    /// not exist.
+    pub async fn open_current(path: &Path) -> Result<Self, StoreError> {
+        // No journal-mode pragma: a database set up by `open` is already in
+        // WAL mode, and switching modes would be a write.
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(false)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+
+        let has_table: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master \
+             WHERE type = 'table' AND name = '_sqlx_migrations')",
+        )
+        .fetch_one(&pool)
+        .await?;
+        let applied: Vec<i64> = if has_table {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+                .fetch_all(&pool)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let missing = SQLITE_MIGRATIONS
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .count();
+        if missing > 0 {
+            pool.close().await;
+            return Err(StoreError::SchemaNotCurrent { missing });
+        }
+
+        Ok(Self {
+            pool,
+            path: Some(path.to_owned()),
+        })
+    }
+
     /// A private in-memory database, for tests and experiments: one
     /// connection, no WAL, gone when the last clone is dropped.
     pub async fn open_in_memory() -> Result<Self, StoreError> {

@@ -36,6 +36,14 @@ pub enum StoreError {
         /// The journal mode SQLite reported.
         mode: String,
     },
+    /// [`SqliteDatabase::open_current`](crate::SqliteDatabase::open_current)
+    /// found a database that lacks migrations this crate has: it was never
+    /// set up, or was last opened by an older version. Nothing was written.
+    #[error("the database schema is not current: {missing} migrations not applied")]
+    SchemaNotCurrent {
+        /// How many embedded migrations the database lacks.
+        missing: usize,
+    },
     /// Applying the embedded migrations failed, or the database was
     /// migrated by a newer version of this crate.
     #[error("database migration failed")]

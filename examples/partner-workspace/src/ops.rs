@@ -44,15 +44,33 @@ fn failed(error: &anyhow::Error) -> i32 {
 }
 
 async fn open_db(args: &ServeArgs) -> anyhow::Result<SqliteDatabase> {
+    let db_path = db_path(args)?;
+    SqliteDatabase::open(&db_path)
+        .await
+        .with_context(|| format!("opening {}", db_path.display()))
+}
+
+/// The database for commands that only read: never created or migrated.
+async fn open_db_current(args: &ServeArgs) -> anyhow::Result<SqliteDatabase> {
+    let db_path = db_path(args)?;
+    SqliteDatabase::open_current(&db_path)
+        .await
+        .with_context(|| {
+            format!(
+                "opening {} (start the server once with this binary to set it up)",
+                db_path.display()
+            )
+        })
+}
+
+fn db_path(args: &ServeArgs) -> anyhow::Result<std::path::PathBuf> {
     let db_path = args.data_dir.join("partner-auth.sqlite3");
     anyhow::ensure!(
         db_path.exists(),
         "no database at {}; check --data-dir",
         db_path.display()
     );
-    SqliteDatabase::open(&db_path)
-        .await
-        .with_context(|| format!("opening {}", db_path.display()))
+    Ok(db_path)
 }
 
 /// Opens the vault exactly as the server does, without starting any task.
@@ -82,7 +100,7 @@ struct Inspection {
 
 async fn inspect(args: &ServeArgs) -> anyhow::Result<Inspection> {
     let mode: RunMode = args.mode.parse()?;
-    let db = open_db(args).await?;
+    let db = open_db_current(args).await?;
     let source = crate::vault_key_source(args, mode)?;
     let material = source.load().await.context("loading the vault keys")?;
     let keys = VaultKeyring::inspect(
@@ -112,8 +130,15 @@ pub async fn run_vault(args: &ServeArgs, action: VaultAction) -> i32 {
             Ok(stack) => rewrap(&stack, batch).await,
             Err(e) => Err(e),
         },
-        VaultAction::Retire { key_id } => match open(args).await {
-            Ok(stack) => retire(&stack, &key_id).await,
+        VaultAction::Retire { key_id } => match refuse_retire(args, &key_id).await {
+            Ok(Some(refusal)) => {
+                complain(&refusal);
+                Ok(REFUSED)
+            }
+            Ok(None) => match open(args).await {
+                Ok(stack) => retire(&stack, &key_id).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         },
     };
@@ -241,6 +266,39 @@ async fn rewrap(stack: &VaultStack, batch: u64) -> anyhow::Result<i32> {
         say(&format!("nothing to rewrap: every record is on {primary}"));
     }
     Ok(code)
+}
+
+/// Why retiring `key_id` is refused, decided from what is stored and with
+/// nothing written, so that a refused retire leaves the database (keys and
+/// audit log) as it was; `None` when it may go ahead.
+async fn refuse_retire(args: &ServeArgs, key_id: &str) -> anyhow::Result<Option<String>> {
+    let Ok(id) = KekId::new(key_id) else {
+        return Ok(Some(format!("refused: {key_id:?} is not a key id")));
+    };
+    let inspection = inspect(args).await?;
+    let keys = &inspection.keys;
+    let stored = keys.meta().list().await?;
+    let Some(meta) = stored.iter().find(|m| m.id == id) else {
+        return Ok(Some(format!(
+            "refused: this vault has never seen a key {id}"
+        )));
+    };
+    if meta.state == KeyState::Primary || keys.primary_id() == id {
+        return Ok(Some(format!(
+            "refused: key {id} is the primary; promote another key first"
+        )));
+    }
+    let mut references = inspection.credentials.count_for_kek(&id).await?;
+    if audit_key_kek(keys).await?.as_ref() == Some(&id) {
+        references += 1;
+    }
+    if references > 0 {
+        return Ok(Some(format!(
+            "refused: key {id} is still referenced by {references} records (the audit key \
+             counts as one); run `partner-workspace vault rewrap` first"
+        )));
+    }
+    Ok(None)
 }
 
 async fn retire(stack: &VaultStack, key_id: &str) -> anyhow::Result<i32> {

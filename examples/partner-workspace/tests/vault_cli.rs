@@ -187,11 +187,13 @@ async fn v6_v7_key_rotation_with_the_operator_commands() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.starts_with("audit chain ok"), "{}", run.stdout);
 
-    // Every step is in the audit log, on the operator's channel.
+    // Every step that changed something is in the audit log, on the
+    // operator's channel; the refused retire changed nothing and wrote
+    // nothing.
     let audited = cli_audit_entries(&state).await;
-    assert_eq!(
-        audited.first(),
-        Some(&("vault.key_retire".to_owned(), Outcome::Failure))
+    assert!(
+        !audited.contains(&("vault.key_retire".to_owned(), Outcome::Failure)),
+        "{audited:?}"
     );
     assert_eq!(
         audited.last(),
@@ -402,4 +404,91 @@ async fn vault_status_writes_nothing_and_a_refused_start_leaves_the_database_as_
     );
     assert_eq!(key_rows(&state).await, rows);
     drop(data);
+}
+
+/// One number read from the database file without migrating or creating it.
+async fn scalar(state: &Path, sql: &str) -> i64 {
+    let url = format!(
+        "sqlite://{}?mode=ro",
+        state.join("partner-auth.sqlite3").display()
+    );
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    n
+}
+
+#[tokio::test]
+async fn refused_operator_commands_change_nothing() {
+    let server = Server::start_with(&[("PARTNER_AUTH_VAULT_KEY", KEY_A)]);
+    let nikhil = server.login("nikhil", false).await;
+    store(&server, &nikhil.access, "kept-under-a").await;
+    let data = server.stop();
+    let state = data.path().join("state");
+    let rows = key_rows(&state).await;
+    let audit = scalar(&state, "SELECT COUNT(*) FROM audit_log").await;
+
+    // Each refusal is decided before anything is opened for writing: no key
+    // is registered or promoted, and no audit entry is written.
+    for (keys, target, why) in [
+        (
+            format!("{KEY_B},{KEY_A}"),
+            "a",
+            "refused: key a is the primary",
+        ),
+        (
+            format!("{KEY_A},{KEY_B}"),
+            "a",
+            "refused: key a is the primary",
+        ),
+        (format!("{KEY_A},{KEY_B}"), "b", "never seen a key b"),
+        (KEY_A.to_owned(), "nope", "never seen a key nope"),
+        (KEY_A.to_owned(), "not/an id", "is not a key id"),
+    ] {
+        let run = cli(&state, &keys, &["vault", "retire", target]);
+        assert_eq!(run.code, 1, "{keys} {target}: {}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains(why), "{target}: {}", run.stderr);
+        assert_eq!(key_rows(&state).await, rows, "{keys} retire {target}");
+        assert_eq!(
+            scalar(&state, "SELECT COUNT(*) FROM audit_log").await,
+            audit,
+            "{keys} retire {target}"
+        );
+    }
+
+    // `vault status` never migrates: a database that lacks a migration is
+    // refused (exit 2) and left behind as it was.
+    let versions = "SELECT COUNT(*) FROM _sqlx_migrations";
+    let db = SqliteDatabase::open(&state.join("partner-auth.sqlite3"))
+        .await
+        .unwrap();
+    sqlx::query(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    db.close().await;
+    let behind = scalar(&state, versions).await;
+    let run = cli(&state, KEY_A, &["vault", "status"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("schema is not current"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(scalar(&state, versions).await, behind);
+
+    // Nor does it set up an empty file as a database.
+    let empty = data.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::write(empty.join("partner-auth.sqlite3"), b"").unwrap();
+    let run = cli(&empty, KEY_A, &["vault", "status"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        std::fs::metadata(empty.join("partner-auth.sqlite3"))
+            .unwrap()
+            .len(),
+        0
+    );
 }
