@@ -215,12 +215,24 @@ pub struct ServeArgs {
 /// user name, password, query or fragment. Anything else would silently
 /// leave cookies without `Secure`.
 fn parse_public_url(text: &str) -> Result<String, String> {
+    // The URL parser forgives what a typo looks like (surrounding spaces,
+    // `https:host`, an empty `@`); a setting that decides `Secure` must not.
+    let lower = text.to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        return Err("must start with http:// or https://".into());
+    }
+    if text.trim() != text || text.contains('@') {
+        return Err("must not hold spaces or a user part (`@`)".into());
+    }
     let url = url::Url::parse(text).map_err(|e| format!("not an absolute URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("the scheme must be http or https".into());
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err("the URL has no host".into());
+    }
+    if url.port() == Some(0) {
+        return Err("port 0 is not a port a browser can reach".into());
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("the URL must not hold a user name or password".into());

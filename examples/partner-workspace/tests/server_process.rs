@@ -178,6 +178,10 @@ fn public_url_must_be_an_absolute_http_url() {
         "https://user:pass@auth.example.test",
         "https://auth.example.test/?a=1",
         "",
+        "https:auth.example.test",
+        "https://@auth.example.test",
+        "https://auth.example.test:0",
+        " https://auth.example.test",
     ] {
         let line = refused_start(&["--public-url", bad], &[]);
         assert!(line.contains("--public-url"), "{bad:?}: {line}");

@@ -258,11 +258,25 @@ pub struct CredentialMeta {
     pub kek_id: Option<KekId>,
 }
 
-/// Whether `c` is a bidirectional embedding, override or isolate
-/// (U+202A..U+202E, U+2066..U+2069): such a character makes a label display
-/// in another order than it is stored, so a name could pose as another.
+/// Whether `c` reorders or hides text: a bidirectional embedding, override,
+/// isolate or mark (U+202A..U+202E, U+2066..U+2069, U+200E, U+200F, U+061C),
+/// a zero-width or invisible character (U+200B..U+200D, U+2060..U+2064,
+/// U+FEFF, U+180E), or a line or paragraph separator (U+2028, U+2029). Any
+/// of them makes a label display otherwise than it is stored, so one name
+/// could pose as another.
 fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{061C}'
+            | '\u{FEFF}'
+            | '\u{180E}'
+    )
 }
 
 /// Checks a label, broker name or reference against its bounds: not empty,

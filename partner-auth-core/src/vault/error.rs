@@ -105,8 +105,9 @@ pub enum VaultError {
     /// An input field is out of its documented bounds.
     #[error("invalid {0}")]
     Invalid(&'static str),
-    /// A text field holds a control character or a bidirectional override
-    /// (U+202A..U+202E, U+2066..U+2069).
+    /// A text field holds a control character or one that reorders or
+    /// hides text (bidirectional controls and marks, zero-width and
+    /// invisible characters, line and paragraph separators).
     #[error("{0} must not contain control or bidirectional override characters")]
     UnsafeText(&'static str),
     /// An `expires_at` given at create or rotate is not in the future.

@@ -1232,6 +1232,11 @@ async fn unsafe_text_and_past_expiry_are_refused_and_expired_credentials_are_not
     for label in [
         "pay\u{202E}lpaypal",
         "iso\u{2066}late",
+        "mark\u{200F}ed",
+        "\u{200B}\u{200B}",
+        "line\u{2028}break",
+        "bom\u{FEFF}",
+        "alm\u{061C}x",
         "tab\there",
         "nul\u{0}",
     ] {
