@@ -4,6 +4,7 @@
 //! through the public JWKS without sharing a secret. Each key carries its own
 //! `kid` and exactly one algorithm; verification never accepts another.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs;
 use std::io::Write;
@@ -15,6 +16,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
 use crate::Error;
@@ -156,9 +158,18 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The signing keys: one primary that signs, others that only verify.
+///
+/// Rotation publishes before it signs and keeps publishing after: a key
+/// added with [`add_next`](Self::add_next) is in the JWKS before
+/// [`promote`](Self::promote) lets it sign, and a retiring key leaves only
+/// through [`remove_retired`](Self::remove_retired), which refuses until it
+/// has been retiring for the time its tokens may live.
 #[derive(Debug)]
 pub struct KeyRing {
     keys: Vec<(SigningKey, KeyStatus)>,
+    /// When each retiring key stopped signing (or, for a key loaded as
+    /// retiring, when this process first saw it: the earliest it can know).
+    retiring_since: HashMap<String, OffsetDateTime>,
 }
 
 impl KeyRing {
@@ -166,6 +177,7 @@ impl KeyRing {
     pub fn new(primary: SigningKey) -> Self {
         Self {
             keys: vec![(primary, KeyStatus::Primary)],
+            retiring_since: HashMap::new(),
         }
     }
 
@@ -179,30 +191,62 @@ impl KeyRing {
         self.keys.push((key, KeyStatus::Next));
     }
 
-    /// Makes `kid` the primary; the old primary keeps verifying as `Retiring`.
-    pub fn promote(&mut self, kid: &str) -> Result<(), Error> {
+    /// Makes `kid` the primary at `now`; the old primary keeps verifying as
+    /// `Retiring` from then on.
+    pub fn promote(&mut self, kid: &str, now: OffsetDateTime) -> Result<(), Error> {
         if !self.keys.iter().any(|(k, _)| k.kid == kid) {
             return Err(Error::SigningKey("no such kid in the ring"));
         }
         for (key, status) in &mut self.keys {
             if key.kid == kid {
                 *status = KeyStatus::Primary;
+                self.retiring_since.remove(kid);
             } else if *status == KeyStatus::Primary {
                 *status = KeyStatus::Retiring;
+                self.retiring_since.insert(key.kid.clone(), now);
             }
         }
         Ok(())
     }
 
+    /// Stamps every retiring key whose retirement time is unknown (loaded
+    /// from files) with `now`, so that its removal waits a full `keep`.
+    pub fn stamp_retiring(&mut self, now: OffsetDateTime) {
+        for (key, status) in &self.keys {
+            if *status == KeyStatus::Retiring {
+                self.retiring_since.entry(key.kid.clone()).or_insert(now);
+            }
+        }
+    }
+
     /// Drops a retiring key: it no longer verifies and leaves the JWKS.
-    /// Call only once every token it signed has expired (lifetime plus leeway).
-    pub fn remove_retired(&mut self, kid: &str) -> Result<(), Error> {
-        let before = self.keys.len();
-        self.keys
-            .retain(|(k, s)| !(k.kid == kid && *s == KeyStatus::Retiring));
-        if self.keys.len() == before {
+    /// Refused until the key has been retiring for `keep` (the longest
+    /// access-token lifetime plus the leeway; [`TokenIssuer::remove_retired`]
+    /// passes exactly that), so that no token it signed is still valid
+    /// anywhere when its public key disappears.
+    ///
+    /// [`TokenIssuer::remove_retired`]: crate::TokenIssuer::remove_retired
+    pub fn remove_retired(
+        &mut self,
+        kid: &str,
+        now: OffsetDateTime,
+        keep: Duration,
+    ) -> Result<(), Error> {
+        if !self
+            .keys
+            .iter()
+            .any(|(k, s)| k.kid == kid && *s == KeyStatus::Retiring)
+        {
             return Err(Error::SigningKey("only a retiring key can be removed"));
         }
+        let since = self.retiring_since.get(kid).copied().unwrap_or(now);
+        if now < since + keep {
+            return Err(Error::SigningKey(
+                "a retiring key stays published until every token it signed has expired",
+            ));
+        }
+        self.keys.retain(|(k, _)| k.kid != kid);
+        self.retiring_since.remove(kid);
         Ok(())
     }
 
@@ -280,7 +324,10 @@ impl KeyRing {
                 (k, status)
             })
             .collect();
-        Ok(Self { keys })
+        Ok(Self {
+            keys,
+            retiring_since: HashMap::new(),
+        })
     }
 }
 
@@ -427,13 +474,23 @@ mod tests {
         assert_eq!(ring.primary().kid(), old, "a next key must not sign yet");
         assert_eq!(ring.jwks()["keys"].as_array().unwrap().len(), 2);
 
-        ring.promote(&next_kid).unwrap();
+        let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let keep = Duration::seconds(660);
+        ring.promote(&next_kid, t0).unwrap();
         assert_eq!(ring.primary().kid(), next_kid);
         assert!(ring.verifier(&old).is_some());
-        ring.remove_retired(&old).unwrap();
+        assert!(
+            ring.remove_retired(&old, t0 + keep - Duration::seconds(1), keep)
+                .is_err(),
+            "removed while its tokens may still be valid"
+        );
+        assert!(ring.verifier(&old).is_some());
+        assert_eq!(ring.jwks()["keys"].as_array().unwrap().len(), 2);
+        ring.remove_retired(&old, t0 + keep, keep).unwrap();
         assert!(ring.verifier(&old).is_none());
         assert!(
-            ring.remove_retired(&next_kid).is_err(),
+            ring.remove_retired(&next_kid, t0 + keep * 10, keep)
+                .is_err(),
             "the primary can not be removed"
         );
     }

@@ -163,6 +163,8 @@ impl TokenIssuer {
                 "access-token lifetime must be between 1 s and 1 day".into(),
             ));
         }
+        let mut ring = ring;
+        ring.stamp_retiring(clock.now());
         Ok(Self {
             ring: Arc::new(RwLock::new(ring)),
             config,
@@ -178,6 +180,29 @@ impl TokenIssuer {
     /// The key ring, for rotation.
     pub fn ring(&self) -> &RwLock<KeyRing> {
         &self.ring
+    }
+
+    /// Makes `kid` (already in the ring, published through
+    /// [`KeyRing::add_next`]) the signing key now; the old primary keeps
+    /// verifying.
+    pub fn promote(&self, kid: &str) -> Result<(), Error> {
+        let now = self.clock.now();
+        self.ring
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .promote(kid, now)
+    }
+
+    /// Removes a retiring key once every token it signed has expired: it
+    /// must have been retiring for the access-token lifetime plus the
+    /// leeway, otherwise [`Error::SigningKey`].
+    pub fn remove_retired(&self, kid: &str) -> Result<(), Error> {
+        let now = self.clock.now();
+        let keep = self.config.ttl + self.config.leeway;
+        self.ring
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove_retired(kid, now, keep)
     }
 
     /// The public keys as JWKS.

@@ -391,11 +391,12 @@ fn tokens_rotated_keys_keep_verifying_until_removed() {
     let old_token = f.issuer.issue(&session()).unwrap();
     let next = SigningKey::generate_es256().unwrap();
     let next_kid = next.kid().to_owned();
-    {
-        let mut ring = f.issuer.ring().write().unwrap();
-        ring.add_next(next);
-        ring.promote(&next_kid).unwrap();
-    }
+    f.issuer.ring().write().unwrap().add_next(next);
+    // Published before it signs.
+    let published = f.issuer.jwks().to_string();
+    assert!(published.contains(&next_kid));
+    f.issuer.promote(&next_kid).unwrap();
+
     let new_token = f.issuer.issue(&session()).unwrap();
     assert!(f.issuer.verify(&old_token.token).is_ok());
     assert!(f.issuer.verify(&new_token.token).is_ok());
@@ -403,12 +404,16 @@ fn tokens_rotated_keys_keep_verifying_until_removed() {
         .unwrap()
         .kid
         .unwrap();
-    f.issuer
-        .ring()
-        .write()
-        .unwrap()
-        .remove_retired(&old_kid)
-        .unwrap();
+
+    // Published for at least the token lifetime plus leeway after it
+    // stopped signing (SECURITY T7).
+    let keep = f.issuer.config().ttl + f.issuer.config().leeway;
+    f.clock.advance(keep - Duration::seconds(1));
+    assert!(f.issuer.remove_retired(&old_kid).is_err());
+    assert!(f.issuer.jwks().to_string().contains(&old_kid));
+    f.clock.advance(Duration::seconds(1));
+    f.issuer.remove_retired(&old_kid).unwrap();
+    assert!(!f.issuer.jwks().to_string().contains(&old_kid));
     assert_eq!(rejection(&f, &old_token.token), TokenRejection::UnknownKey);
 }
 
