@@ -3,9 +3,11 @@
 //!
 //! They open the server's SQLite file with the server's settings (the data
 //! directory, `PARTNER_AUTH_VAULT_KEY` or the key file) and may run while
-//! the server does. `vault status` only reads: it checks the keys as the
-//! server would and writes nothing to the key metadata. The others: SQLite in WAL mode serialises writers across processes,
-//! and every record is moved with a compare-and-set. Results go to standard
+//! the server does. `vault status` and `audit verify` only read: they check
+//! the keys as the server would and never create, migrate or register
+//! anything; a refused `vault retire` writes nothing either. For the
+//! writers, SQLite in WAL mode serialises them across processes, and every
+//! record is moved with a compare-and-set. Results go to standard
 //! output, refusals and errors to standard error. Exit codes: 0 done, 1
 //! refused or found broken, 2 could not run.
 
@@ -13,11 +15,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use partner_auth_core::vault::{
-    BreakKind, Channel, KekId, KeyReferences as _, KeyState, TracingVaultEvents, VaultError,
-    VaultKeyring, VaultStack, envelope,
+    AuditLog, BreakKind, Channel, KekId, KeyReferences as _, KeyState, MIN_RETENTION_DAYS,
+    TracingVaultEvents, VaultError, VaultKeyring, VaultStack, envelope,
 };
 use partner_auth_core::{Error, RunMode, SystemClock};
-use partner_auth_sqlx::{SqliteCredentialStore, SqliteDatabase, SqliteKeyMetaStore};
+use partner_auth_sqlx::{
+    SqliteAuditStore, SqliteCredentialStore, SqliteDatabase, SqliteKeyMetaStore,
+};
 
 use crate::config::{AuditAction, ServeArgs, VaultAction};
 
@@ -147,12 +151,8 @@ pub async fn run_vault(args: &ServeArgs, action: VaultAction) -> i32 {
 
 /// Runs `partner-workspace audit ACTION`; returns the exit code.
 pub async fn run_audit(args: &ServeArgs, action: AuditAction) -> i32 {
-    let stack = match open(args).await {
-        Ok(stack) => stack,
-        Err(e) => return failed(&e),
-    };
     match action {
-        AuditAction::Verify => verify(&stack).await.unwrap_or_else(|e| failed(&e)),
+        AuditAction::Verify => verify(args).await.unwrap_or_else(|e| failed(&e)),
     }
 }
 
@@ -329,8 +329,25 @@ async fn retire(stack: &VaultStack, key_id: &str) -> anyhow::Result<i32> {
     Ok(REFUSED)
 }
 
-async fn verify(stack: &VaultStack) -> anyhow::Result<i32> {
-    let report = stack.audit.verify().await?;
+/// Walks the audit chain with the keys checked read-only: the audit key is
+/// unwrapped, never created, and nothing is registered.
+async fn verify(args: &ServeArgs) -> anyhow::Result<i32> {
+    let db = open_db_current(args).await?;
+    let inspection = inspect(args).await?;
+    let keys = &inspection.keys;
+    anyhow::ensure!(
+        keys.meta().wrapped_audit_key().await?.is_some(),
+        "no audit key is recorded: the server has not written an audit entry yet"
+    );
+    // With a wrapped key present, `audit_key` only unwraps it.
+    let key = keys.audit_key().await?;
+    let log = AuditLog::new(
+        Arc::new(SqliteAuditStore::new(&db)),
+        key,
+        Arc::new(SystemClock),
+        MIN_RETENTION_DAYS,
+    )?;
+    let report = log.verify().await?;
     let Some(broken) = report.first_broken else {
         say(&format!(
             "audit chain ok: {} entries checked",

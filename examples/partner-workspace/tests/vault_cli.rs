@@ -456,6 +456,13 @@ async fn refused_operator_commands_change_nothing() {
         );
     }
 
+    // `audit verify` reads too: a key list that would register and promote
+    // b verifies the chain and leaves the keys as they were.
+    let run = cli(&state, &format!("{KEY_B},{KEY_A}"), &["audit", "verify"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.starts_with("audit chain ok"), "{}", run.stdout);
+    assert_eq!(key_rows(&state).await, rows);
+
     // `vault status` never migrates: a database that lacks a migration is
     // refused (exit 2) and left behind as it was.
     let versions = "SELECT COUNT(*) FROM _sqlx_migrations";
