@@ -74,8 +74,14 @@ struct AdminSessionsQuery {
 
 /// The session routes, with `state` applied.
 pub fn router(state: AuthState) -> Router {
-    Router::new()
-        .route("/api/login/mock", post(mock_login))
+    // Without a mock provider the route does not exist at all: every request
+    // to it is the plain 404 of an unknown route, whatever its method or body.
+    let router = if state.mock.is_some() {
+        Router::new().route("/api/login/mock", post(mock_login))
+    } else {
+        Router::new()
+    };
+    router
         .route("/api/token/refresh", post(refresh))
         .route("/api/logout", post(logout))
         .route("/api/session", get(current_session))

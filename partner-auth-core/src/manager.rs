@@ -468,7 +468,9 @@ impl SessionManager {
             return Err(Error::SessionExpired);
         }
         if now - session.last_seen_at > self.config.idle_timeout {
-            self.store.revoke(id, RevokeReason::Idle, now).await?;
+            // Through `end`, so the idle end is an event (and audited) like
+            // every other revocation.
+            self.end(&session, RevokeReason::Idle, None).await?;
             return Err(Error::SessionExpired);
         }
         Ok(session)

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use partner_auth_core::vault::{
-    AuditLog, BreakKind, Channel, KekId, KeyReferences as _, KeyState, MIN_RETENTION_DAYS,
-    TracingVaultEvents, VaultError, VaultKeyring, VaultStack, envelope,
+    AuditLog, BreakKind, Channel, EnvKeySource, KekId, KeyReferences as _, KeyState,
+    MIN_RETENTION_DAYS, TracingVaultEvents, VaultError, VaultKeyring, VaultStack, envelope,
 };
 use partner_auth_core::{Error, RunMode, SystemClock};
 use partner_auth_sqlx::{
@@ -105,6 +105,18 @@ struct Inspection {
 async fn inspect(args: &ServeArgs) -> anyhow::Result<Inspection> {
     let mode: RunMode = args.mode.parse()?;
     let db = open_db_current(args).await?;
+    // Without configured keys the server would fall back to the development
+    // key file; a command that only reads uses it when it exists and never
+    // generates it.
+    let dev_key = args.data_dir.join("vault-dev.key");
+    if !EnvKeySource::from_env().is_set() && args.vault_key_file.is_none() {
+        anyhow::ensure!(
+            dev_key.exists(),
+            "no vault key: set PARTNER_AUTH_VAULT_KEY or --vault-key-file (there is no {} \
+             either)",
+            dev_key.display()
+        );
+    }
     let source = crate::vault_key_source(args, mode)?;
     let material = source.load().await.context("loading the vault keys")?;
     let keys = VaultKeyring::inspect(

@@ -401,6 +401,24 @@ async fn production_mode_without_mock_starts_and_has_no_mock_route() {
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
+    // Not mounted at all: no body, another content type or another method
+    // get the same JSON 404, never a 415 or 405 that would reveal a route.
+    let bare = client()
+        .post(server.url("/api/login/mock"))
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), 404);
+    let get = client()
+        .get(server.url("/api/login/mock"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 404);
+    let body: serde_json::Value = get.json().await.unwrap();
+    assert_eq!(body["error"], "not_found");
     server.assert_healthy().await;
 }
 

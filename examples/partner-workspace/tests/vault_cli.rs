@@ -463,6 +463,30 @@ async fn refused_operator_commands_change_nothing() {
     assert!(run.stdout.starts_with("audit chain ok"), "{}", run.stdout);
     assert_eq!(key_rows(&state).await, rows);
 
+    // Without any configured key the reading commands and a refused retire
+    // do not generate the development key file the server would.
+    for args in [
+        &["vault", "status"][..],
+        &["audit", "verify"],
+        &["vault", "retire", "a"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_partner-workspace"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&state)
+            .env_remove("PARTNER_AUTH_VAULT_KEY")
+            .env_remove("PARTNER_AUTH_VAULT_KEY_FILE")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no vault key"),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!state.join("vault-dev.key").exists(), "{args:?}");
+    }
+
     // `vault status` never migrates: a database that lacks a migration is
     // refused (exit 2) and left behind as it was.
     let versions = "SELECT COUNT(*) FROM _sqlx_migrations";

@@ -218,6 +218,18 @@ async fn idle_sessions_end() {
         Err(Error::SessionExpired)
     ));
     assert_eq!(revoked(&f, s.session.id).await, Some(RevokeReason::Idle));
+    assert!(
+        f.events
+            .snapshot()
+            .contains(&SecurityEvent::SessionRevoked {
+                user: s.session.user_id.clone(),
+                partner: s.session.partner_id.clone(),
+                session: s.session.id,
+                reason: RevokeReason::Idle,
+                by: None,
+            }),
+        "an idle end is a revocation event like the others"
+    );
 }
 
 #[tokio::test]
