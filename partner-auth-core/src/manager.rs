@@ -162,7 +162,8 @@ impl SessionManager {
         ] {
             if !value.is_positive() || value > MAX_SESSION_LIFETIME {
                 return Err(Error::Config(format!(
-                    "{name} must be positive and at most 366 days"
+                    "{name} must be positive and at most {} days",
+                    MAX_SESSION_LIFETIME.whole_days()
                 )));
             }
         }
@@ -327,11 +328,8 @@ impl SessionManager {
         let Some(session) = self.store.get(record.session_id).await? else {
             return Ok(false);
         };
-        if session.revoked_at.is_some() {
-            return Ok(false);
-        }
-        self.end(&session, RevokeReason::Replaced, None).await?;
-        Ok(true)
+        self.revoke_and_report(&session, RevokeReason::Replaced, None)
+            .await
     }
 
     /// Exchanges a refresh token for a new access token and refresh token.
@@ -406,10 +404,6 @@ impl SessionManager {
                 continue;
             }
 
-            let revoked = self
-                .store
-                .revoke(session.id, RevokeReason::RefreshReuse, now)
-                .await?;
             self.events.emit(&SecurityEvent::RefreshReuse {
                 user: session.user_id.clone(),
                 partner: session.partner_id.clone(),
@@ -417,15 +411,7 @@ impl SessionManager {
             });
             // The revocation is an event of its own, like every other one,
             // so that whoever follows `session_revoked` sees this one too.
-            if revoked {
-                self.events.emit(&SecurityEvent::SessionRevoked {
-                    user: session.user_id.clone(),
-                    partner: session.partner_id.clone(),
-                    session: session.id,
-                    reason: RevokeReason::RefreshReuse,
-                    by: None,
-                });
-            }
+            self.end(&session, RevokeReason::RefreshReuse, None).await?;
             return Err(Error::RefreshTokenReused);
         }
         Err(Error::Conflict {
@@ -538,8 +524,22 @@ impl SessionManager {
         reason: RevokeReason,
         by: Option<&UserId>,
     ) -> Result<(), Error> {
+        self.revoke_and_report(session, reason, by)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`end`](Self::end), returning whether this call revoked the session
+    /// (`false`: it had already ended).
+    async fn revoke_and_report(
+        &self,
+        session: &Session,
+        reason: RevokeReason,
+        by: Option<&UserId>,
+    ) -> Result<bool, Error> {
         let now = self.now();
-        if self.store.revoke(session.id, reason, now).await? {
+        let revoked = self.store.revoke(session.id, reason, now).await?;
+        if revoked {
             self.events.emit(&SecurityEvent::SessionRevoked {
                 user: session.user_id.clone(),
                 partner: session.partner_id.clone(),
@@ -548,7 +548,7 @@ impl SessionManager {
                 by: by.cloned(),
             });
         }
-        Ok(())
+        Ok(revoked)
     }
 
     /// The caller's own sessions that are still live.

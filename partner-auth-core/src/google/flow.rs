@@ -154,9 +154,23 @@ pub trait FlowStore: Send + Sync + 'static {
     /// Stores a flow under `id`; `now` lets a bounded store drop expired flows.
     async fn put(&self, id: &FlowId, flow: PendingLogin, now: OffsetDateTime) -> Result<(), Error>;
 
+    /// Removes and returns the flow under `id` if it exists, has not expired
+    /// at `now` and passes `keep_unless`; a flow that fails the test stays in
+    /// the store untouched, in one step, so that no other request can find it
+    /// missing meanwhile. A second successful call for the same id returns
+    /// `None`.
+    async fn take_if(
+        &self,
+        id: &FlowId,
+        now: OffsetDateTime,
+        test: &(dyn for<'a> Fn(&'a PendingLogin) -> bool + Sync),
+    ) -> Result<Option<PendingLogin>, Error>;
+
     /// Removes and returns the flow under `id` if it exists and has not
     /// expired at `now`. A second call for the same id returns `None`.
-    async fn take(&self, id: &FlowId, now: OffsetDateTime) -> Result<Option<PendingLogin>, Error>;
+    async fn take(&self, id: &FlowId, now: OffsetDateTime) -> Result<Option<PendingLogin>, Error> {
+        self.take_if(id, now, &|_| true).await
+    }
 }
 
 /// A [`FlowStore`] in process memory, bounded to [`MEMORY_FLOW_CAPACITY`]
@@ -198,12 +212,24 @@ impl FlowStore for MemoryFlowStore {
         Ok(())
     }
 
-    async fn take(&self, id: &FlowId, now: OffsetDateTime) -> Result<Option<PendingLogin>, Error> {
-        let flow = self
-            .flows
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id.digest());
-        Ok(flow.filter(|f| f.expires_at > now))
+    async fn take_if(
+        &self,
+        id: &FlowId,
+        now: OffsetDateTime,
+        test: &(dyn for<'a> Fn(&'a PendingLogin) -> bool + Sync),
+    ) -> Result<Option<PendingLogin>, Error> {
+        let mut flows = self.flows.lock().unwrap_or_else(|e| e.into_inner());
+        let key = id.digest();
+        let Some(flow) = flows.get(&key) else {
+            return Ok(None);
+        };
+        if flow.expires_at <= now {
+            flows.remove(&key);
+            return Ok(None);
+        }
+        if !test(flow) {
+            return Ok(None);
+        }
+        Ok(flows.remove(&key))
     }
 }

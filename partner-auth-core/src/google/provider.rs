@@ -585,15 +585,15 @@ impl GoogleProvider {
         flow_id: &FlowId,
         state: Option<&str>,
     ) -> Result<bool, Error> {
-        let now = self.clock.now();
-        let Some(flow) = self.flows.take(flow_id, now).await? else {
+        let Some(state) = state else {
             return Ok(false);
         };
-        if state.is_some_and(|s| flow.state_matches(s)) {
-            return Ok(true);
-        }
-        self.flows.put(flow_id, flow, now).await?;
-        Ok(false)
+        let now = self.clock.now();
+        let taken = self
+            .flows
+            .take_if(flow_id, now, &|flow| flow.state_matches(state))
+            .await?;
+        Ok(taken.is_some())
     }
 
     /// Sends a refresh grant with the refresh token held in the vault for

@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use super::flow::{FlowId, ReturnPath};
 use super::identity::{IdentityStore, LinkPolicy, resolve_user};
 use super::provider::{BeginLogin, GoogleProvider, LoginStart};
-use crate::{AuthMode, Error, Issued, SecurityEvent, SessionManager, metrics};
+use crate::{AuthMode, Error, Issued, SessionManager, metrics};
 
 /// A completed sign-in.
 #[derive(Debug)]
@@ -129,12 +129,8 @@ impl GoogleSignIn {
 
     fn failed(&self, error: &Error) {
         let reason = failure_code(error);
-        metrics::login(AuthMode::Google, metrics::LoginOutcome::Failure);
         metrics::google_failure(reason);
-        self.sessions.events().emit(&SecurityEvent::LoginFailed {
-            mode: AuthMode::Google,
-            reason,
-        });
+        self.sessions.login_failed(AuthMode::Google, reason);
     }
 
     /// Finishes a login: provider checks, then the directory user (by link,
