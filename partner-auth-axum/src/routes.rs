@@ -8,7 +8,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use partner_auth_core::{
     AuthMode, Entitlement, Error, LoginProof, PartnerId, RefreshToken, Role, SessionId,
-    SessionManager, UserId, metrics,
+    SessionManager, UserId,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -142,8 +142,9 @@ async fn mock_login(
         Ok(identity) => identity,
         Err(Error::UnknownUser) => return Err(unknown(&state)),
         Err(other) => {
-            metrics::login(AuthMode::Mock, metrics::LoginOutcome::Failure);
-            return Err(other.into());
+            let refused = ApiError::from(other);
+            state.sessions.login_failed(AuthMode::Mock, refused.code);
+            return Err(refused);
         }
     };
     let directory = state.sessions.directory();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Request, header};
+use axum::http::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -28,10 +28,10 @@ use crate::error::{method_not_allowed_fallback, not_found_fallback};
 pub const MAX_HEAD_BYTES: usize = 2 * 1024 * 1024;
 
 /// The channel of the security events a request raises, for the audit log:
-/// `api` when it carries an `Authorization` header (a bearer client), `web`
-/// otherwise (a browser with cookies).
+/// `api` when it carries a bearer token (the same test the caller extractor
+/// makes), `web` otherwise (a browser with cookies).
 async fn declare_channel(req: axum::extract::Request, next: Next) -> Response {
-    let channel = if req.headers().contains_key(header::AUTHORIZATION) {
+    let channel = if matches!(crate::extract::bearer_token(req.headers()), Ok(Some(_))) {
         Channel::Api
     } else {
         Channel::Web

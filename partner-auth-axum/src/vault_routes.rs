@@ -197,10 +197,10 @@ async fn create(
     )
     .await?;
     let kind: CredentialKind = body.kind.parse().map_err(|_| {
+        let kinds: Vec<_> = CredentialKind::ALL.map(CredentialKind::as_str).into();
         ApiError::bad_request(
             "invalid_kind",
-            "kind must be one of oauth_refresh_token, api_key, broker_token, \
-             delegated_grant, totp_secret",
+            format!("kind must be one of {}", kinds.join(", ")),
         )
     })?;
     let new = NewCredential {
