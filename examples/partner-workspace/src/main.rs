@@ -120,7 +120,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let clock = Arc::new(SystemClock);
 
     // The vault comes before the sessions: its audit log receives their events.
-    let key_source = vault_key_source(&args, mode)?;
+    let key_source = vault_key_source(&args, mode, DevKey::Generate)?;
     let vault = partner_auth_sqlx::vault_stack(
         &db,
         key_source.as_ref(),
@@ -204,10 +204,22 @@ fn load_directory(args: &ServeArgs) -> anyhow::Result<Directory> {
     })
 }
 
+/// Whether the development key file may be generated when it is missing:
+/// by the server and the writing commands, never by a command that reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DevKey {
+    Generate,
+    ExistingOnly,
+}
+
 /// Where the vault's key-encryption keys come from: `PARTNER_AUTH_VAULT_KEY`,
-/// else `--vault-key-file`, else (development only) a key file generated in
-/// the data directory.
-fn vault_key_source(args: &ServeArgs, mode: RunMode) -> anyhow::Result<Box<dyn KeySource>> {
+/// else `--vault-key-file`, else (development only) the key file in the data
+/// directory, generated on first use when `dev_key` allows.
+fn vault_key_source(
+    args: &ServeArgs,
+    mode: RunMode,
+    dev_key: DevKey,
+) -> anyhow::Result<Box<dyn KeySource>> {
     let env = EnvKeySource::from_env();
     if env.is_set() {
         return Ok(Box::new(env));
@@ -219,9 +231,14 @@ fn vault_key_source(args: &ServeArgs, mode: RunMode) -> anyhow::Result<Box<dyn K
         mode != RunMode::Production,
         "production mode needs PARTNER_AUTH_VAULT_KEY or PARTNER_AUTH_VAULT_KEY_FILE"
     );
-    Ok(Box::new(DevKeySource::new(
-        args.data_dir.join("vault-dev.key"),
-    )))
+    let path = args.data_dir.join("vault-dev.key");
+    anyhow::ensure!(
+        dev_key == DevKey::Generate || path.exists(),
+        "no vault key: set PARTNER_AUTH_VAULT_KEY or --vault-key-file (there is no {} \
+         either)",
+        path.display()
+    );
+    Ok(Box::new(DevKeySource::new(path)))
 }
 
 #[expect(

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use partner_auth_core::vault::{
-    AuditLog, BreakKind, Channel, EnvKeySource, KekId, KeyReferences as _, KeyState,
-    MIN_RETENTION_DAYS, TracingVaultEvents, VaultError, VaultKeyring, VaultStack, envelope,
+    AuditLog, BreakKind, Channel, KekId, KeyReferences as _, KeyState, MIN_RETENTION_DAYS,
+    TracingVaultEvents, VaultError, VaultKeyring, VaultStack, envelope,
 };
 use partner_auth_core::{Error, RunMode, SystemClock};
 use partner_auth_sqlx::{
@@ -82,7 +82,7 @@ async fn open(args: &ServeArgs) -> anyhow::Result<VaultStack> {
     let mode: RunMode = args.mode.parse()?;
     let db = open_db(args).await?;
     let directory = Arc::new(crate::load_directory(args)?);
-    let source = crate::vault_key_source(args, mode)?;
+    let source = crate::vault_key_source(args, mode, crate::DevKey::Generate)?;
     partner_auth_sqlx::vault_stack(
         &db,
         source.as_ref(),
@@ -98,6 +98,7 @@ async fn open(args: &ServeArgs) -> anyhow::Result<VaultStack> {
 /// database exactly as the server checks them, but with nothing written (no
 /// key registered, no primary recorded, no audit key created).
 struct Inspection {
+    db: SqliteDatabase,
     keys: VaultKeyring,
     credentials: SqliteCredentialStore,
 }
@@ -105,19 +106,7 @@ struct Inspection {
 async fn inspect(args: &ServeArgs) -> anyhow::Result<Inspection> {
     let mode: RunMode = args.mode.parse()?;
     let db = open_db_current(args).await?;
-    // Without configured keys the server would fall back to the development
-    // key file; a command that only reads uses it when it exists and never
-    // generates it.
-    let dev_key = args.data_dir.join("vault-dev.key");
-    if !EnvKeySource::from_env().is_set() && args.vault_key_file.is_none() {
-        anyhow::ensure!(
-            dev_key.exists(),
-            "no vault key: set PARTNER_AUTH_VAULT_KEY or --vault-key-file (there is no {} \
-             either)",
-            dev_key.display()
-        );
-    }
-    let source = crate::vault_key_source(args, mode)?;
+    let source = crate::vault_key_source(args, mode, crate::DevKey::ExistingOnly)?;
     let material = source.load().await.context("loading the vault keys")?;
     let keys = VaultKeyring::inspect(
         material,
@@ -127,8 +116,9 @@ async fn inspect(args: &ServeArgs) -> anyhow::Result<Inspection> {
     .await
     .context("checking the vault keys")?;
     Ok(Inspection {
-        keys,
         credentials: SqliteCredentialStore::new(&db),
+        db,
+        keys,
     })
 }
 
@@ -280,37 +270,40 @@ async fn rewrap(stack: &VaultStack, batch: u64) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-/// Why retiring `key_id` is refused, decided from what is stored and with
-/// nothing written, so that a refused retire leaves the database (keys and
-/// audit log) as it was; `None` when it may go ahead.
+/// Why retiring `key_id` is refused, decided by the keyring's own check on
+/// the inspected keys, so that a refused retire leaves the database (keys
+/// and audit log) as it was; `None` when it may go ahead.
 async fn refuse_retire(args: &ServeArgs, key_id: &str) -> anyhow::Result<Option<String>> {
     let Ok(id) = KekId::new(key_id) else {
         return Ok(Some(format!("refused: {key_id:?} is not a key id")));
     };
     let inspection = inspect(args).await?;
-    let keys = &inspection.keys;
-    let stored = keys.meta().list().await?;
-    let Some(meta) = stored.iter().find(|m| m.id == id) else {
-        return Ok(Some(format!(
-            "refused: this vault has never seen a key {id}"
-        )));
-    };
-    if meta.state == KeyState::Primary || keys.primary_id() == id {
-        return Ok(Some(format!(
-            "refused: key {id} is the primary; promote another key first"
-        )));
+    match inspection
+        .keys
+        .check_retire(&id, &[&inspection.credentials])
+        .await
+    {
+        Ok(()) => Ok(None),
+        Err(e) => Ok(Some(retire_refusal(&id, e)?)),
     }
-    let mut references = inspection.credentials.count_for_kek(&id).await?;
-    if audit_key_kek(keys).await?.as_ref() == Some(&id) {
-        references += 1;
-    }
-    if references > 0 {
-        return Ok(Some(format!(
+}
+
+/// The line for a refused retirement; an error that is no refusal is
+/// passed on.
+fn retire_refusal(id: &KekId, error: Error) -> anyhow::Result<String> {
+    Ok(match error {
+        Error::Vault(VaultError::KeyInUse { references, .. }) => format!(
             "refused: key {id} is still referenced by {references} records (the audit key \
              counts as one); run `partner-workspace vault rewrap` first"
-        )));
-    }
-    Ok(None)
+        ),
+        Error::Vault(VaultError::RetirePrimary) => {
+            format!("refused: key {id} is the primary; promote another key first")
+        }
+        Error::Vault(VaultError::UnknownKey) => {
+            format!("refused: this vault has never seen a key {id}")
+        }
+        other => return Err(other.into()),
+    })
 }
 
 async fn retire(stack: &VaultStack, key_id: &str) -> anyhow::Result<i32> {
@@ -318,33 +311,23 @@ async fn retire(stack: &VaultStack, key_id: &str) -> anyhow::Result<i32> {
         complain(&format!("refused: {key_id:?} is not a key id"));
         return Ok(REFUSED);
     };
-    let refusal = match stack.retire_key(&id, Channel::Cli).await {
+    match stack.retire_key(&id, Channel::Cli).await {
         Ok(()) => {
             say(&format!(
                 "key {id} retired; remove it from the key list; it will never be used again"
             ));
-            return Ok(OK);
+            Ok(OK)
         }
-        Err(Error::Vault(VaultError::KeyInUse { references, .. })) => format!(
-            "refused: key {id} is still referenced by {references} records (the audit key \
-             counts as one); run `partner-workspace vault rewrap` first"
-        ),
-        Err(Error::Vault(VaultError::RetirePrimary)) => {
-            format!("refused: key {id} is the primary; promote another key first")
+        Err(e) => {
+            complain(&retire_refusal(&id, e)?);
+            Ok(REFUSED)
         }
-        Err(Error::Vault(VaultError::UnknownKey)) => {
-            format!("refused: this vault has never seen a key {id}")
-        }
-        Err(e) => return Err(e.into()),
-    };
-    complain(&refusal);
-    Ok(REFUSED)
+    }
 }
 
 /// Walks the audit chain with the keys checked read-only: the audit key is
 /// unwrapped, never created, and nothing is registered.
 async fn verify(args: &ServeArgs) -> anyhow::Result<i32> {
-    let db = open_db_current(args).await?;
     let inspection = inspect(args).await?;
     let keys = &inspection.keys;
     anyhow::ensure!(
@@ -354,7 +337,7 @@ async fn verify(args: &ServeArgs) -> anyhow::Result<i32> {
     // With a wrapped key present, `audit_key` only unwraps it.
     let key = keys.audit_key().await?;
     let log = AuditLog::new(
-        Arc::new(SqliteAuditStore::new(&db)),
+        Arc::new(SqliteAuditStore::new(&inspection.db)),
         key,
         Arc::new(SystemClock),
         MIN_RETENTION_DAYS,

@@ -368,7 +368,37 @@ impl VaultKeyring {
     /// Retires a key: refused for the primary and for a key that any of
     /// `references` still counts. Unloads it on success.
     pub async fn retire(&self, id: &KekId, references: &[&dyn KeyReferences]) -> Result<(), Error> {
-        if &self.primary_id() == id {
+        self.check_retire(id, references).await?;
+        if !self
+            .meta
+            .set_state(
+                id,
+                KeyState::Retired,
+                super::to_stored_precision(self.clock.now()),
+            )
+            .await?
+        {
+            return Err(VaultError::UnknownKey.into());
+        }
+        self.write().keys.remove(id);
+        tracing::info!(kek = %id, "vault key retired");
+        Ok(())
+    }
+
+    /// Whether `id` may be retired, with nothing written: refused
+    /// ([`VaultError::RetirePrimary`]) for the primary, whether this ring's or
+    /// the one recorded in the key metadata; ([`VaultError::UnknownKey`]) for
+    /// a key never registered; ([`VaultError::KeyInUse`]) while the wrapped
+    /// audit key or any record in `references` names it.
+    pub async fn check_retire(
+        &self,
+        id: &KekId,
+        references: &[&dyn KeyReferences],
+    ) -> Result<(), Error> {
+        let Some(meta) = self.meta.get(id).await? else {
+            return Err(VaultError::UnknownKey.into());
+        };
+        if &self.primary_id() == id || meta.state == KeyState::Primary {
             return Err(VaultError::RetirePrimary.into());
         }
         let mut total = 0;
@@ -387,19 +417,6 @@ impl VaultKeyring {
             }
             .into());
         }
-        if !self
-            .meta
-            .set_state(
-                id,
-                KeyState::Retired,
-                super::to_stored_precision(self.clock.now()),
-            )
-            .await?
-        {
-            return Err(VaultError::UnknownKey.into());
-        }
-        self.write().keys.remove(id);
-        tracing::info!(kek = %id, "vault key retired");
         Ok(())
     }
 
