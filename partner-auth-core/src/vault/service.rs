@@ -206,9 +206,14 @@ impl CredentialService {
     /// already expired could never be revealed.
     fn check_expiry(&self, expires_at: Option<OffsetDateTime>) -> Result<(), Error> {
         match expires_at {
-            Some(at) if at <= self.clock.now() => Err(VaultError::ExpiresInPast.into()),
+            Some(at) if self.is_past(at) => Err(VaultError::ExpiresInPast.into()),
             _ => Ok(()),
         }
+    }
+
+    /// Whether an expiry `at` has been reached.
+    fn is_past(&self, at: OffsetDateTime) -> bool {
+        at <= self.clock.now()
     }
 
     /// Seals and stores a new credential. An `expires_at` that is not in the
@@ -337,7 +342,7 @@ impl CredentialService {
         Self::check_owner(ctx, &record, scope)?;
         // A secret past its expiry no longer works at its issuer; handing it
         // out would only hide that it needs replacing.
-        if record.expires_at.is_some_and(|at| at <= self.clock.now()) {
+        if record.expires_at.is_some_and(|at| self.is_past(at)) {
             return Err(VaultError::Expired.into());
         }
         if let Some(profile) = self.directory.partner(&record.partner) {
@@ -401,8 +406,7 @@ impl CredentialService {
         // The old expiry carries over unless it has passed: it described
         // the secret being replaced, and keeping it would leave the new one
         // born expired.
-        let now = self.clock.now();
-        after.expires_at = expires_at.or(before.expires_at.filter(|at| *at > now));
+        after.expires_at = expires_at.or(before.expires_at.filter(|&at| !self.is_past(at)));
         after.sealed = self.seal(&after, secret.expose_secret()).await?;
         after.kek_id = Some(envelope::kek_id_of(after.sealed.as_bytes())?);
         if !self.store.replace(&before, &after).await? {
