@@ -596,6 +596,31 @@ impl GoogleProvider {
         Ok(taken.is_some())
     }
 
+    /// Hands a provider refresh token to the vault; a refusal is counted and
+    /// logged (without the token) but never fails the caller: the next login
+    /// asks for consent again, which yields a new one. `true` when the vault
+    /// accepted it (a retrying vault may only have queued it).
+    pub(crate) async fn keep_refresh_token(
+        &self,
+        user: &User,
+        issuer: &str,
+        subject: &str,
+        token: SecretString,
+    ) -> bool {
+        match self
+            .vault
+            .keep_provider_token(user, issuer, subject, token)
+            .await
+        {
+            Ok(()) => true,
+            Err(e) => {
+                metrics::provider_token_write(metrics::ProviderTokenWrite::Failed);
+                tracing::warn!(error = %e, "provider refresh token could not be kept");
+                false
+            }
+        }
+    }
+
     /// Sends a refresh grant with the refresh token held in the vault for
     /// `user` and this provider's `subject`, and returns the fresh provider
     /// access token. `None` when no refresh token is held (nothing is sent).
@@ -653,22 +678,14 @@ impl GoogleProvider {
 
         let mut refresh_token_replaced = false;
         if let Some(new) = new_refresh {
-            let kept = self
-                .vault
-                .keep_provider_token(
+            refresh_token_replaced = self
+                .keep_refresh_token(
                     user,
                     &self.issuer,
                     subject,
                     SecretString::from(new.to_owned()),
                 )
                 .await;
-            match kept {
-                Ok(()) => refresh_token_replaced = true,
-                Err(e) => {
-                    metrics::provider_token_write(metrics::ProviderTokenWrite::Failed);
-                    tracing::warn!(error = %e, "new provider refresh token could not be kept");
-                }
-            }
         }
         tracing::debug!(refresh_token_replaced, "provider access refreshed");
 

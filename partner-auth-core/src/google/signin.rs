@@ -155,21 +155,14 @@ impl GoogleSignIn {
             )
             .await?;
             if let Some(token) = login.identity.provider_refresh_token.take() {
-                let kept = self
-                    .provider
-                    .vault()
-                    .keep_provider_token(
+                self.provider
+                    .keep_refresh_token(
                         user,
                         &login.identity.issuer,
                         &login.identity.subject,
                         token,
                     )
                     .await;
-                if let Err(e) = kept {
-                    // The next login asks for consent again, which yields a new one.
-                    metrics::provider_token_write(metrics::ProviderTokenWrite::Failed);
-                    tracing::warn!(error = %e, "provider refresh token could not be kept");
-                }
             }
             Ok::<_, Error>((user, login))
         }
